@@ -1,1 +1,180 @@
-int main(void) { return 0; }
+/* The `dagi` command: parses the command line and starts roles.  Nothing
+ * else lives here; see src/core/node.h for the lifecycle. */
+#include "dagi_build.h"
+
+#include "core/config.h"
+#include "core/dagi_config.h"
+#include "core/node.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+/* Roles join this table as they become real (ARCHITECTURE.md). */
+static const struct dagi_role *const all_roles[] = {NULL};
+static const size_t all_role_count = 0;
+
+enum { EXIT_USAGE = 2 };
+
+static void usage_main(FILE *out)
+{
+    fprintf(out, "usage: dagi <command> [options]\n\n"
+                 "commands:\n"
+                 "  node              run every role in one process (the single-machine default)\n");
+    for (size_t i = 0; i < all_role_count; i++)
+        fprintf(out, "  %-17s %s\n", all_roles[i]->name, all_roles[i]->help);
+    fprintf(out, "  config check FILE validate a configuration file (exit 2 when invalid)\n"
+                 "  config docs       print the configuration reference (Markdown)\n"
+                 "  config keys       list every configuration key and its DAGI_* variable\n"
+                 "  version           print the version\n"
+                 "  help [COMMAND]    show help for a command\n\n"
+                 "Run 'dagi COMMAND --help' for a command's options.\n");
+}
+
+static void usage_run(FILE *out, const char *cmd)
+{
+    fprintf(out,
+            "usage: dagi %s [options]\n\n"
+            "options:\n"
+            "  -c, --config FILE      configuration file (YAML; env DAGI_CONFIG); without one,\n"
+            "                         the built-in defaults apply\n"
+            "  -d, --data-dir DIR     state directory (config node.data_dir, default ./data)\n"
+            "  -l, --listen HOST:PORT public listener (config http.listen, default "
+            "127.0.0.1:8080)\n"
+            "      --log-level LEVEL  debug, info, warn or error (config log.level)\n"
+            "  -h, --help             this help\n\n"
+            "Every configuration key can also be set through the environment, e.g.\n"
+            "DAGI_HTTP_READ_TIMEOUT=5s; 'dagi config keys' lists them.  Precedence: flags,\n"
+            "then environment, then the file, then defaults.\n\n"
+            "Signals: SIGHUP reloads the configuration, SIGTERM or SIGINT drains and stops\n"
+            "(a second one stops at once).\n",
+            cmd);
+}
+
+static int run_roles(const char *cmd, const struct dagi_role *const *roles, size_t count, int argc,
+                     char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},   {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},   {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    struct dagi_node_opts opts = {.process_name = cmd, .roles = roles, .role_count = count};
+    opts.config_path = getenv("DAGI_CONFIG");
+    opts.overrides.envp = environ;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:d:l:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'c': opts.config_path = optarg; break;
+        case 'd': opts.overrides.data_dir = optarg; break;
+        case 'l': opts.overrides.listen = optarg; break;
+        case 'L': opts.overrides.log_level = optarg; break;
+        case 'h': usage_run(stdout, cmd); return 0;
+        default: usage_run(stderr, cmd); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dagi %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        usage_run(stderr, cmd);
+        return EXIT_USAGE;
+    }
+    if (opts.config_path && !*opts.config_path)
+        opts.config_path = NULL;
+    return dagi_node_run(&opts);
+}
+
+static int config_check(const char *path)
+{
+    struct dagi_cfg_errors errs;
+    struct dagi_arena *arena = dagi_arena_new(0);
+    void *obj;
+    dagi_cfg_errors_init(&errs);
+    int rc = dagi_cfg_load_file(&dagi_config_schema, path, arena, &obj, &errs);
+    if (rc == 0) {
+        printf("%s: ok\n", path);
+    } else {
+        fputs(dagi_buf_str(&errs.text), stderr);
+        fprintf(stderr, "%s: %zu error%s\n", path, errs.count, errs.count == 1 ? "" : "s");
+    }
+    dagi_cfg_errors_release(&errs);
+    dagi_arena_free(arena);
+    return rc == 0 ? 0 : EXIT_USAGE;
+}
+
+static int config_print(bool markdown)
+{
+    struct dagi_buf out;
+    dagi_buf_init(&out, 1u << 20);
+    int rc = markdown ? dagi_cfg_docs_markdown(&dagi_config_schema, "DAGI", &out)
+                      : dagi_cfg_help_text(&dagi_config_schema, "DAGI", &out);
+    fputs(dagi_buf_str(&out), stdout);
+    dagi_buf_release(&out);
+    return rc ? 1 : 0;
+}
+
+static void usage_config(FILE *out)
+{
+    fprintf(out, "usage: dagi config check FILE   validate FILE; errors as file:line: key: reason, "
+                 "exit 2\n"
+                 "       dagi config docs         the configuration reference in Markdown\n"
+                 "       dagi config keys         every key with its type, default and DAGI_* "
+                 "variable\n");
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage_config(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "check") == 0) {
+        if (argc == 3 && strcmp(argv[2], "--help") == 0) {
+            usage_config(stdout);
+            return 0;
+        }
+        if (argc != 3) {
+            usage_config(stderr);
+            return EXIT_USAGE;
+        }
+        return config_check(argv[2]);
+    }
+    if (strcmp(argv[1], "docs") == 0 && argc == 2)
+        return config_print(true);
+    if (strcmp(argv[1], "keys") == 0 && argc == 2)
+        return config_print(false);
+    fprintf(stderr, "dagi config: unknown subcommand '%s'\n", argv[1]);
+    usage_config(stderr);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        if (argc > 2 && strcmp(cmd, "help") == 0)
+            return main(3, (char *[]){argv[0], argv[2], "--help", NULL});
+        usage_main(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("dagi %s%s\n", DAGI_VERSION, DAGI_TEST_HOOKS ? " (test hooks)" : "");
+        return 0;
+    }
+    if (strcmp(cmd, "node") == 0)
+        return run_roles("node", all_roles, all_role_count, argc - 1, argv + 1);
+    for (size_t i = 0; i < all_role_count; i++)
+        if (strcmp(cmd, all_roles[i]->name) == 0)
+            return run_roles(cmd, &all_roles[i], 1, argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
+    fprintf(stderr, "dagi: unknown command '%s'\n\n", cmd);
+    usage_main(stderr);
+    return EXIT_USAGE;
+}

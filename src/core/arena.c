@@ -106,6 +106,8 @@ void *dagi_arena_zalloc(struct dagi_arena *a, size_t n)
 
 char *dagi_arena_strndup(struct dagi_arena *a, const char *s, size_t n)
 {
+    if (n == SIZE_MAX)
+        return NULL; /* n + 1 would wrap to a 0-byte allocation */
     char *p = dagi_arena_alloc(a, n + 1);
     if (!p)
         return NULL;

@@ -68,7 +68,8 @@ int dagi_buf_append_char(struct dagi_buf *b, char c)
     return dagi_buf_append(b, &c, 1);
 }
 
-int dagi_buf_vappendf(struct dagi_buf *b, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) int dagi_buf_vappendf(struct dagi_buf *b, const char *fmt,
+                                                             va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
@@ -93,10 +94,20 @@ int dagi_buf_appendf(struct dagi_buf *b, const char *fmt, ...)
     return rc;
 }
 
+/* Puts the buffer back to `len` bytes: a composite append that fails part way
+ * leaves the buffer as it was, like a single append does. */
+static int undo(struct dagi_buf *b, size_t len, int rc)
+{
+    b->len = len;
+    if (b->data)
+        b->data[len] = '\0';
+    return rc;
+}
+
 int dagi_buf_append_json_escaped(struct dagi_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
+    size_t start = 0, old_len = b->len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
@@ -122,10 +133,11 @@ int dagi_buf_append_json_escaped(struct dagi_buf *b, const char *s, size_t len)
         if (!rc)
             rc = dagi_buf_append_str(b, esc);
         if (rc)
-            return rc;
+            return undo(b, old_len, rc);
         start = i + 1;
     }
-    return dagi_buf_append(b, s + start, len - start);
+    int rc = dagi_buf_append(b, s + start, len - start);
+    return rc ? undo(b, old_len, rc) : DAGI_OK;
 }
 
 void dagi_buf_consume(struct dagi_buf *b, size_t n)

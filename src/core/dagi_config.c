@@ -1,1 +1,204 @@
-/* placeholder: being written */
+#include "dagi_config.h"
+
+#include "err.h"
+#include "mem.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#define KB 1024.0
+#define MB (1024.0 * 1024.0)
+#define GB (1024.0 * 1024.0 * 1024.0)
+#define SECOND 1000.0
+#define HOUR (3600.0 * 1000.0)
+
+/* Each section is its own struct type so the schema can point into it. */
+#define SECTION_OF(member) __typeof__(((struct dagi_config *)0)->member)
+
+static const struct dagi_cfg_field node_fields[] = {
+    {"name", DAGI_CFG_STRING, offsetof(SECTION_OF(node), name), "node1", 1, 64, NULL, NULL,
+     DAGI_CFG_RESTART, "Name of this node in logs, metrics and (later) the cluster."},
+    {"data_dir", DAGI_CFG_STRING, offsetof(SECTION_OF(node), data_dir), "./data", 1, 4096, NULL,
+     NULL, DAGI_CFG_RESTART,
+     "Directory for the node's state: admin.key, the embedded stores, the bus's files."},
+};
+static const struct dagi_cfg_schema node_schema = {
+    "node", "This node.", sizeof(SECTION_OF(node)), node_fields, DAGI_ARRAY_LEN(node_fields), NULL};
+
+static const struct dagi_cfg_field tls_fields[] = {
+    {"cert", DAGI_CFG_STRING, offsetof(SECTION_OF(http.tls), cert), NULL, 0, 0, NULL, NULL,
+     DAGI_CFG_RESTART, "PEM certificate chain; with `key`, the listener speaks HTTPS only."},
+    {"key", DAGI_CFG_STRING, offsetof(SECTION_OF(http.tls), key), NULL, 0, 0, NULL, NULL,
+     DAGI_CFG_RESTART | DAGI_CFG_SECRET, "PEM private key file for `cert`."},
+};
+
+static void check_tls(void *record, struct dagi_cfg_ctx *ctx)
+{
+    SECTION_OF(http.tls) *tls = record;
+    if ((tls->cert == NULL) != (tls->key == NULL))
+        dagi_cfg_report(ctx, tls->cert ? "key" : "cert", "cert and key must be set together");
+}
+
+static const struct dagi_cfg_schema tls_schema = {"http.tls", "TLS termination.",
+                                                  sizeof(SECTION_OF(http.tls)), tls_fields,
+                                                  DAGI_ARRAY_LEN(tls_fields), check_tls};
+
+static const struct dagi_cfg_field limit_fields[] = {
+    {"prefix", DAGI_CFG_STRING, offsetof(struct dagi_http_limit_config, prefix), NULL, 1, 1024,
+     NULL, NULL, DAGI_CFG_REQUIRED, "Path prefix the cap applies to, starting with `/`."},
+    {"max_body", DAGI_CFG_SIZE, offsetof(struct dagi_http_limit_config, max_body), NULL, 0, 64 * GB,
+     NULL, NULL, DAGI_CFG_REQUIRED, "Largest request body accepted under the prefix."},
+};
+
+static void check_limit(void *record, struct dagi_cfg_ctx *ctx)
+{
+    struct dagi_http_limit_config *l = record;
+    if (l->prefix && l->prefix[0] != '/')
+        dagi_cfg_report(ctx, "prefix", "must start with /");
+}
+
+static const struct dagi_cfg_schema limit_schema = {
+    "http.limits[]", "A body cap for one path prefix; the longest matching prefix wins.",
+    sizeof(struct dagi_http_limit_config), limit_fields, DAGI_ARRAY_LEN(limit_fields),
+    check_limit};
+
+static const struct dagi_cfg_field http_fields[] = {
+    {"listen", DAGI_CFG_ADDRESS, offsetof(SECTION_OF(http), listen), "127.0.0.1:8080", 0, 0, NULL,
+     NULL, DAGI_CFG_RESTART, "Address of the public listener (`host:port`; port 0 picks one)."},
+    {"max_body", DAGI_CFG_SIZE, offsetof(SECTION_OF(http), max_body), "1MB", 1, 64 * GB, NULL,
+     NULL, 0, "Largest request body accepted where no route or limit says otherwise."},
+    {"max_header", DAGI_CFG_SIZE, offsetof(SECTION_OF(http), max_header), "16KB", 1 * KB, 1 * MB,
+     NULL, NULL, 0, "Largest request line plus headers."},
+    {"read_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http), read_timeout), "30s", 10,
+     HOUR, NULL, NULL, 0,
+     "Headers must arrive, and a request body must make progress, within this."},
+    {"write_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http), write_timeout), "30s", 10,
+     HOUR, NULL, NULL, 0, "A response must make progress within this, or the client is cut."},
+    {"idle_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http), idle_timeout), "60s", 10, HOUR,
+     NULL, NULL, 0, "How long a kept-alive connection may sit idle."},
+    {"drain_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http), drain_timeout), "10s", 0,
+     HOUR, NULL, NULL, 0, "On shutdown, how long requests in flight (streams too) may finish."},
+    {"max_connections", DAGI_CFG_INT, offsetof(SECTION_OF(http), max_connections), "10000", 1,
+     1000000, NULL, NULL, 0, "Open connections beyond this are answered 503 and closed."},
+    {"tls", DAGI_CFG_SECTION, offsetof(SECTION_OF(http), tls), NULL, 0, 0, NULL, &tls_schema, 0,
+     "TLS termination."},
+    {"limits", DAGI_CFG_LIST, offsetof(SECTION_OF(http), limits), NULL, 0, 1000, NULL,
+     &limit_schema, DAGI_CFG_NO_ENV, "Body caps per path prefix (uploads need more than JSON)."},
+};
+static const struct dagi_cfg_schema http_schema = {"http", "The public HTTP listener.",
+                                                   sizeof(SECTION_OF(http)), http_fields,
+                                                   DAGI_ARRAY_LEN(http_fields), NULL};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const struct dagi_cfg_field log_fields[] = {
+    {"level", DAGI_CFG_ENUM, offsetof(SECTION_OF(log), level), "info", 0, 0, log_levels, NULL, 0,
+     "Lowest level written to the JSON log on stderr."},
+};
+static const struct dagi_cfg_schema log_schema = {"log", "Structured JSON logs.",
+                                                  sizeof(SECTION_OF(log)), log_fields,
+                                                  DAGI_ARRAY_LEN(log_fields), NULL};
+
+static const struct dagi_cfg_field metrics_fields[] = {
+    {"max_series", DAGI_CFG_INT, offsetof(SECTION_OF(metrics), max_series), "1000", 10, 1000000,
+     NULL, NULL, 0, "Cardinality cap per metric family; extra label sets fold into __overflow__."},
+};
+static const struct dagi_cfg_schema metrics_schema = {"metrics", "Prometheus metrics at /metrics.",
+                                                      sizeof(SECTION_OF(metrics)), metrics_fields,
+                                                      DAGI_ARRAY_LEN(metrics_fields), NULL};
+
+static const struct dagi_cfg_field workers_fields[] = {
+    {"threads", DAGI_CFG_INT, offsetof(SECTION_OF(workers), threads), "4", 1, 256, NULL, NULL,
+     DAGI_CFG_RESTART, "Threads for blocking work (database, parsing)."},
+    {"queue", DAGI_CFG_INT, offsetof(SECTION_OF(workers), queue), "1024", 1, 1000000, NULL, NULL,
+     DAGI_CFG_RESTART, "Jobs that may wait for a thread before new work is refused."},
+};
+static const struct dagi_cfg_schema workers_schema = {
+    "workers", "The bounded worker pool.", sizeof(SECTION_OF(workers)), workers_fields,
+    DAGI_ARRAY_LEN(workers_fields), NULL};
+
+static const struct dagi_cfg_field client_fields[] = {
+    {"connect_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http_client), connect_timeout),
+     "10s", 10, 5 * 60 * SECOND, NULL, NULL, 0, "Default connect timeout for outbound HTTP."},
+    {"max_per_host", DAGI_CFG_INT, offsetof(SECTION_OF(http_client), max_per_host), "16", 1, 1024,
+     NULL, NULL, DAGI_CFG_RESTART, "Kept-alive connections per upstream host."},
+    {"ca_file", DAGI_CFG_STRING, offsetof(SECTION_OF(http_client), ca_file), NULL, 0, 4096, NULL,
+     NULL, DAGI_CFG_RESTART, "Extra trust anchors (PEM) for outbound HTTPS."},
+};
+static const struct dagi_cfg_schema client_schema = {
+    "http_client", "Outbound HTTP (model providers, Telegram, webhooks).",
+    sizeof(SECTION_OF(http_client)), client_fields, DAGI_ARRAY_LEN(client_fields), NULL};
+
+static const struct dagi_cfg_field top_fields[] = {
+    {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
+     0, "This node."},
+    {"http", DAGI_CFG_SECTION, offsetof(struct dagi_config, http), NULL, 0, 0, NULL, &http_schema,
+     0, "The public HTTP listener."},
+    {"log", DAGI_CFG_SECTION, offsetof(struct dagi_config, log), NULL, 0, 0, NULL, &log_schema, 0,
+     "Structured JSON logs."},
+    {"metrics", DAGI_CFG_SECTION, offsetof(struct dagi_config, metrics), NULL, 0, 0, NULL,
+     &metrics_schema, 0, "Prometheus metrics."},
+    {"workers", DAGI_CFG_SECTION, offsetof(struct dagi_config, workers), NULL, 0, 0, NULL,
+     &workers_schema, 0, "The bounded worker pool."},
+    {"http_client", DAGI_CFG_SECTION, offsetof(struct dagi_config, http_client), NULL, 0, 0, NULL,
+     &client_schema, 0, "Outbound HTTP."},
+};
+
+const struct dagi_cfg_schema dagi_config_schema = {
+    "dagi.yml", "The node configuration file.", sizeof(struct dagi_config), top_fields,
+    DAGI_ARRAY_LEN(top_fields), NULL};
+
+int dagi_config_snapshot_load(const char *path, const struct dagi_config_overrides *ov,
+                              struct dagi_config_snapshot **out, struct dagi_cfg_errors *errs)
+{
+    struct dagi_arena *arena = dagi_arena_new(0);
+    void *obj = NULL;
+    int rc;
+    if (path)
+        rc = dagi_cfg_load_file(&dagi_config_schema, path, arena, &obj, errs);
+    else
+        rc = dagi_cfg_load_defaults(&dagi_config_schema, arena, &obj, errs);
+    if (rc)
+        goto out;
+    if (ov && ov->envp) {
+        rc = dagi_cfg_apply_env(&dagi_config_schema, obj, "DAGI", ov->envp, arena, errs);
+        if (rc)
+            goto out;
+    }
+    if (ov && ov->listen)
+        rc = dagi_cfg_set(&dagi_config_schema, obj, "http.listen", ov->listen, "--listen", arena,
+                          errs);
+    if (!rc && ov && ov->data_dir)
+        rc = dagi_cfg_set(&dagi_config_schema, obj, "node.data_dir", ov->data_dir, "--data-dir",
+                          arena, errs);
+    if (!rc && ov && ov->log_level)
+        rc = dagi_cfg_set(&dagi_config_schema, obj, "log.level", ov->log_level, "--log-level",
+                          arena, errs);
+    if (rc)
+        goto out;
+
+    struct dagi_config_snapshot *s = dagi_xcalloc(1, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->arena = arena;
+    s->cfg = obj;
+    s->path = path ? dagi_xstrdup(path) : NULL;
+    *out = s;
+    return DAGI_OK;
+out:
+    dagi_arena_free(arena);
+    return rc;
+}
+
+struct dagi_config_snapshot *dagi_config_snapshot_ref(struct dagi_config_snapshot *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void dagi_config_snapshot_unref(struct dagi_config_snapshot *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    dagi_arena_free(s->arena);
+    free(s->path);
+    free(s);
+}

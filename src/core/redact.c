@@ -1,5 +1,7 @@
 #include "redact.h"
 
+#include "err.h"
+
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -26,11 +28,20 @@ bool dagi_redact_is_secret_key(const char *key)
     return n >= 3 && strcasecmp(key + n - 3, "key") == 0;
 }
 
-/* A token character: what API keys and bearer tokens are made of. */
-static bool is_token_char(unsigned char c)
+/* A bearer token character: base64 (standard and URL-safe), JWT dots, and the
+ * rest of RFC 6750's b64token alphabet. */
+static bool is_bearer_char(unsigned char c)
 {
     return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' ||
            c == '=';
+}
+
+/* A key character: bot tokens, dagi keys (URL-safe base64) and sk- keys are
+ * made of these.  No '/', so a bot token inside a URL path ends at the next
+ * path segment and the URL keeps its shape. */
+static bool is_key_char(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '_';
 }
 
 static bool word_start(const char *s, size_t i)
@@ -43,8 +54,14 @@ static bool word_start(const char *s, size_t i)
 static size_t match_secret(const char *s, size_t len, size_t i, size_t *secret_len)
 {
     size_t keep = 0;
-    if (len - i > 7 && strncasecmp(s + i, "bearer ", 7) == 0 && word_start(s, i)) {
-        keep = 7;
+    bool bearer = false;
+    if (len - i > 7 && strncasecmp(s + i, "bearer", 6) == 0 && (s[i + 6] == ' ' || s[i + 6] == '\t') &&
+        word_start(s, i)) {
+        /* dagi_bearer_token() accepts any number of spaces before the token. */
+        keep = 6;
+        while (i + keep < len && (s[i + keep] == ' ' || s[i + keep] == '\t'))
+            keep++;
+        bearer = true;
     } else if (len - i > 5 && strncmp(s + i, "dagi_", 5) == 0 && word_start(s, i)) {
         size_t j = i + 5;
         while (j < len && isalnum((unsigned char)s[j]))
@@ -63,7 +80,7 @@ static size_t match_secret(const char *s, size_t len, size_t i, size_t *secret_l
     if (!keep)
         return 0;
     size_t j = i + keep;
-    while (j < len && is_token_char((unsigned char)s[j]))
+    while (j < len && (bearer ? is_bearer_char((unsigned char)s[j]) : is_key_char((unsigned char)s[j])))
         j++;
     if (j == i + keep)
         return 0;
@@ -73,19 +90,26 @@ static size_t match_secret(const char *s, size_t len, size_t i, size_t *secret_l
 
 int dagi_redact_append(struct dagi_buf *out, const char *value, size_t len)
 {
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t start = 0, old_len = out->len;
+    int rc = DAGI_OK;
+    for (size_t i = 0; i < len && rc == DAGI_OK; i++) {
         size_t secret_len = 0;
         size_t keep = match_secret(value, len, i, &secret_len);
         if (!keep)
             continue;
-        int rc = dagi_buf_append(out, value + start, i + keep - start);
+        rc = dagi_buf_append(out, value + start, i + keep - start);
         if (!rc)
             rc = dagi_buf_append_str(out, DAGI_REDACTED);
-        if (rc)
-            return rc;
         i += keep + secret_len - 1;
         start = i + 1;
     }
-    return dagi_buf_append(out, value + start, len - start);
+    if (!rc)
+        rc = dagi_buf_append(out, value + start, len - start);
+    if (rc) {
+        /* All or nothing, like dagi_buf_append: never a half-masked value. */
+        out->len = old_len;
+        if (out->data)
+            out->data[old_len] = '\0';
+    }
+    return rc;
 }

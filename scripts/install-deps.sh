@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian packages dagi needs, and nothing else.  Idempotent: a
+# package already installed is skipped, and apt-get runs only when something
+# is missing.  Usage: scripts/install-deps.sh [build|bench]...  (default: build)
+set -eu
+
+# build: compile (gcc and clang), unit tests (cmocka), sanitizers, e2e harness
+# (Python's standard library only), TLS fixtures (openssl).
+BUILD_PKGS="build-essential pkg-config meson ninja-build clang libcmocka-dev \
+libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsodium-dev \
+python3 openssl ca-certificates"
+# bench: the load generator and the baseline server.
+BENCH_PKGS="wrk nginx-light procps"
+
+profiles="${*:-build}"
+wanted=""
+for p in $profiles; do
+    case "$p" in
+    build) wanted="$wanted $BUILD_PKGS" ;;
+    bench) wanted="$wanted $BUILD_PKGS $BENCH_PKGS" ;;
+    *) echo "install-deps: unknown profile '$p' (build, bench)" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for pkg in $wanted; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

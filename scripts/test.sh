@@ -1,0 +1,43 @@
+#!/bin/sh
+# Builds dagi three ways and runs every test:
+#   build/test   gcc, test hooks: unit tests, fuzz-corpus replays, e2e tests
+#   build/asan   gcc + AddressSanitizer + UBSan, test hooks: the same tests again
+#   build/clang  clang, release options (no test hooks): must compile warning-free
+# Ends with one line "N passed, N failed".  Exit status 0 only when nothing failed.
+set -u
+cd "$(dirname "$0")/.."
+B=${BUILD:-build}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+failed_steps=""
+
+step() { # name, command...
+    name=$1; shift
+    echo "==> $name"
+    if ! "$@"; then
+        echo "==> $name: FAILED"
+        failed_steps="$failed_steps $name"
+    fi
+}
+
+setup() { # dir, meson args...
+    dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}
+
+step build-test setup "$B/test" -Dtest_hooks=true
+step build-asan setup "$B/asan" -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false
+step build-clang env CC=clang setup "$B/clang" --buildtype=release -Dtest_hooks=false
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+step unit-test meson test -C "$B/test" --print-errorlogs --no-rebuild
+step unit-asan meson test -C "$B/asan" --print-errorlogs --no-rebuild
+step e2e-test "$PY" tests/e2e/run.py --bin "$B/test/dagi" --summary "$B/e2e-test.json"
+step e2e-asan "$PY" tests/e2e/run.py --bin "$B/asan/dagi" --sanitized --summary "$B/e2e-asan.json"
+
+"$PY" scripts/count_results.py "$B/test" "$B/asan" "$B/e2e-test.json" "$B/e2e-asan.json" \
+    --failed-steps "$failed_steps"

@@ -1,0 +1,86 @@
+/* The node's configuration file (config/dagi.yml): its C struct, its schema,
+ * and immutable snapshots for reload.
+ *
+ * A snapshot is built once (file, then DAGI_* environment, then command-line
+ * flags), never changed afterwards, and shared by reference count; reload
+ * builds a new one and swaps the node's pointer atomically, so a request that
+ * holds the old snapshot finishes with a consistent view.
+ *
+ * Adding a setting: add the member here, one row to the schema table in
+ * dagi_config.c, and regenerate docs/CONFIGURATION.md (`make docs`); a test
+ * fails when the docs and the schema disagree. */
+#ifndef DAGI_DAGI_CONFIG_H
+#define DAGI_DAGI_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct dagi_http_limit_config {
+    char *prefix;
+    int64_t max_body;
+};
+
+struct dagi_config {
+    struct {
+        char *name;
+        char *data_dir;
+    } node;
+    struct {
+        char *listen;
+        int64_t max_body;
+        int64_t max_header;
+        int64_t read_timeout; /* ms, like every duration */
+        int64_t write_timeout;
+        int64_t idle_timeout;
+        int64_t drain_timeout;
+        int64_t max_connections;
+        struct {
+            char *cert;
+            char *key;
+        } tls;
+        struct dagi_cfg_list limits; /* struct dagi_http_limit_config */
+    } http;
+    struct {
+        int level; /* enum dagi_log_level */
+    } log;
+    struct {
+        int64_t max_series;
+    } metrics;
+    struct {
+        int64_t threads;
+        int64_t queue;
+    } workers;
+    struct {
+        int64_t connect_timeout;
+        int64_t max_per_host;
+        char *ca_file;
+    } http_client;
+};
+
+extern const struct dagi_cfg_schema dagi_config_schema;
+
+/* Where a setting may come from besides the file, in increasing precedence. */
+struct dagi_config_overrides {
+    char *const *envp;    /* DAGI_* variables; NULL = none */
+    const char *listen;   /* --listen */
+    const char *data_dir; /* --data-dir */
+    const char *log_level; /* --log-level */
+};
+
+struct dagi_config_snapshot {
+    atomic_int refs;
+    struct dagi_arena *arena;
+    const struct dagi_config *cfg;
+    char *path; /* the file it came from, or NULL for defaults */
+};
+
+/* Builds a snapshot from `path` (NULL = defaults only) and the overrides.
+ * Returns 0, or DAGI_EINVAL / DAGI_EPARSE / DAGI_EIO with errs filled. */
+int dagi_config_snapshot_load(const char *path, const struct dagi_config_overrides *ov,
+                              struct dagi_config_snapshot **out, struct dagi_cfg_errors *errs);
+struct dagi_config_snapshot *dagi_config_snapshot_ref(struct dagi_config_snapshot *s);
+void dagi_config_snapshot_unref(struct dagi_config_snapshot *s);
+
+#endif

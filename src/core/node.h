@@ -1,0 +1,81 @@
+/* One lifecycle for every role.
+ *
+ * A process runs one or more roles (`dagi node` runs them all, `dagi gateway`
+ * just one) inside a `struct dagi_node`, which owns what every role shares:
+ * the event loop, the worker pool, the loop queue, the HTTP server (one public
+ * listener per process), the HTTP client, metrics and the configuration
+ * snapshot.  Each role is a const ops table; the node calls, in order:
+ *
+ *   init    every role, in table order: register routes, allocate state.
+ *   start   every role, after the listener is bound: begin background work.
+ *   reload  on SIGHUP, with a new configuration snapshot that has already
+ *           been validated and swapped in; a role that refuses logs why.
+ *   drain   on SIGTERM/SIGINT, in reverse order: stop taking new work.
+ *   stop    in reverse order, after the HTTP server drained: free state.
+ *
+ * A second SIGTERM/SIGINT during drain stops at once.
+ */
+#ifndef DAGI_NODE_H
+#define DAGI_NODE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "adminkey.h"
+#include "dagi_config.h"
+#include "err.h"
+
+struct event_base;
+struct dagi_node;
+struct dagi_http_server;
+struct dagi_http_client;
+struct dagi_pool;
+struct dagi_loopq;
+struct dagi_metrics;
+
+struct dagi_role {
+    const char *name; /* the subcommand: "gateway", "router", ... */
+    const char *help; /* one line for `dagi --help` */
+    int (*init)(struct dagi_node *node, void **state, struct dagi_error *err);
+    int (*start)(struct dagi_node *node, void *state, struct dagi_error *err); /* optional */
+    int (*reload)(struct dagi_node *node, void *state, struct dagi_error *err); /* optional */
+    void (*drain)(struct dagi_node *node, void *state);                         /* optional */
+    void (*stop)(struct dagi_node *node, void *state);                          /* optional */
+};
+
+/* A readiness check for /readyz; returns true when ready, else sets *why. */
+typedef bool (*dagi_ready_fn)(void *ud, const char **why);
+
+struct dagi_node_opts {
+    const char *process_name;         /* "node" or the role name, for logs */
+    const struct dagi_role *const *roles;
+    size_t role_count;
+    const char *config_path;          /* NULL = defaults */
+    struct dagi_config_overrides overrides;
+};
+
+/* Runs until stopped by a signal.  Returns the process exit code: 0 after a
+ * clean stop, 1 when start-up failed, 2 for a configuration error. */
+int dagi_node_run(const struct dagi_node_opts *opts);
+
+/* --- for roles --- */
+struct event_base *dagi_node_base(struct dagi_node *node);
+struct dagi_http_server *dagi_node_http(struct dagi_node *node);
+struct dagi_http_client *dagi_node_http_client(struct dagi_node *node);
+struct dagi_pool *dagi_node_pool(struct dagi_node *node);
+struct dagi_loopq *dagi_node_loopq(struct dagi_node *node);
+struct dagi_metrics *dagi_node_metrics(struct dagi_node *node);
+const struct dagi_admin_key *dagi_node_admin_key(struct dagi_node *node);
+/* The current configuration: a new reference the caller releases with
+ * dagi_config_snapshot_unref().  Safe from any thread. */
+struct dagi_config_snapshot *dagi_node_config(struct dagi_node *node);
+/* Borrowed view for code on the loop thread that does not keep it past the
+ * current callback (the snapshot is only replaced on the loop thread). */
+const struct dagi_config *dagi_node_cfg(struct dagi_node *node);
+void dagi_node_add_ready_check(struct dagi_node *node, const char *name, dagi_ready_fn fn,
+                               void *ud);
+/* Asks the node to reload / stop, as SIGHUP / SIGTERM would. */
+void dagi_node_request_reload(struct dagi_node *node);
+void dagi_node_request_stop(struct dagi_node *node);
+
+#endif

@@ -1,0 +1,244 @@
+"""Black-box harness: starts the real `dagi` binary in a temp dir on a free
+loopback port, waits for readiness by polling, talks to it only through its
+public interfaces, and stops it by PID.  Logs of a failed test are kept.
+
+Python's standard library only (no pip on these machines)."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+# Set by run.py.
+BIN = None
+SANITIZED = False
+KEEP_DIR = None
+
+
+def margin(seconds):
+    """A deadline with room for slow machines: 5x under sanitizers."""
+    return seconds * (5 if SANITIZED else 1)
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + margin(timeout)
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+class Node:
+    """One `dagi node` process in its own temp dir."""
+
+    def __init__(self, name, config=None, args=(), env=None, tmp=None):
+        self.name = name
+        self.tmp = tmp or tempfile.mkdtemp(prefix=f"dagi-e2e-{name}-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.config_path = None
+        if config is not None:
+            self.config_path = os.path.join(self.tmp, "dagi.yml")
+            with open(self.config_path, "w") as f:
+                f.write(config)
+        self.args = list(args)
+        self.env = dict(os.environ)
+        self.env.pop("DAGI_CONFIG", None)
+        if env:
+            self.env.update(env)
+        self.proc = None
+        self.addr = None
+        self.tls_context = None
+        self.scheme = "http"
+
+    # --- process ---
+    def start(self, wait_ready=True):
+        cmd = [BIN, "node", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        cmd += self.args
+        self.stdout = open(os.path.join(self.tmp, "stdout.log"), "ab")
+        self.stderr = open(os.path.join(self.tmp, "stderr.log"), "ab")
+        addr_file = os.path.join(self.data_dir, "http.addr")
+        if os.path.exists(addr_file):
+            os.unlink(addr_file)
+        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, env=self.env,
+                                     stdin=subprocess.DEVNULL)
+        if wait_ready:
+            self.addr = wait_until(lambda: self._read_addr(addr_file), 10, f"{self.name} to listen")
+            wait_until(lambda: self.get("/readyz").status == 200, 10, f"{self.name} /readyz")
+        return self
+
+    def _read_addr(self, path):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"dagi exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}")
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read().strip()
+            return text or None
+        return None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=10):
+        return self.proc.wait(timeout=margin(timeout))
+
+    def stop(self, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=margin(timeout))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (getattr(self, "stdout", None), getattr(self, "stderr", None)):
+            if f:
+                f.close()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stdout_text(self):
+        with open(os.path.join(self.tmp, "stdout.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr_text(self):
+        with open(os.path.join(self.tmp, "stderr.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_lines(self):
+        out = []
+        for line in self.stderr_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    @property
+    def admin_key(self):
+        with open(os.path.join(self.data_dir, "admin.key")) as f:
+            return f.read().strip()
+
+    def auth(self):
+        return {"Authorization": "Bearer " + self.admin_key}
+
+    # --- HTTP ---
+    @property
+    def host_port(self):
+        host, port = self.addr.rsplit(":", 1)
+        return host, int(port)
+
+    def connection(self, timeout=10):
+        host, port = self.host_port
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=margin(timeout),
+                                               context=self.tls_context)
+        return http.client.HTTPConnection(host, port, timeout=margin(timeout))
+
+    def request(self, method, path, body=None, headers=None, conn=None, timeout=10):
+        own = conn is None
+        conn = conn or self.connection(timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+                headers = dict(headers or {})
+                headers.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            if own:
+                conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def raw_socket(self, timeout=10):
+        s = socket.create_connection(self.host_port, timeout=margin(timeout))
+        return s
+
+    def cleanup(self, keep):
+        self.kill()
+        if keep and KEEP_DIR:
+            dest = os.path.join(KEEP_DIR, os.path.basename(self.tmp))
+            shutil.copytree(self.tmp, dest, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_dagi(*args, env=None, timeout=30):
+    """Runs a short dagi command; returns (exit code, stdout, stderr)."""
+    e = dict(os.environ)
+    e.pop("DAGI_CONFIG", None)
+    if env:
+        e.update(env)
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=e,
+                       timeout=margin(timeout), stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def read_http_response(sock, timeout=10):
+    """Reads one response head (and a Content-Length body) from a raw socket."""
+    sock.settimeout(margin(timeout))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0") or 0)
+    while len(rest) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return Response(status, headers, rest[:n])
+
+
+def make_self_signed(dir_path):
+    """A throwaway certificate for 127.0.0.1, made with openssl(1)."""
+    cert = os.path.join(dir_path, "cert.pem")
+    key = os.path.join(dir_path, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
