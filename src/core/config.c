@@ -192,20 +192,20 @@ static void path_pop(struct dagi_cfg_ctx *ctx, size_t mark)
 
 const char *dagi_cfg_type_name(enum dagi_cfg_type type)
 {
-    switch (type) {
-    case DAGI_CFG_STRING: return "string";
-    case DAGI_CFG_INT: return "integer";
-    case DAGI_CFG_BOOL: return "bool";
-    case DAGI_CFG_DOUBLE: return "number";
-    case DAGI_CFG_DURATION: return "duration";
-    case DAGI_CFG_SIZE: return "size";
-    case DAGI_CFG_ENUM: return "enum";
-    case DAGI_CFG_ADDRESS: return "address";
-    case DAGI_CFG_STRING_LIST: return "list of strings";
-    case DAGI_CFG_SECTION: return "section";
-    case DAGI_CFG_LIST: return "list";
-    }
-    return "?";
+    static const char *const names[] = {
+        [DAGI_CFG_STRING] = "string",
+        [DAGI_CFG_INT] = "integer",
+        [DAGI_CFG_BOOL] = "bool",
+        [DAGI_CFG_DOUBLE] = "number",
+        [DAGI_CFG_DURATION] = "duration",
+        [DAGI_CFG_SIZE] = "size",
+        [DAGI_CFG_ENUM] = "enum",
+        [DAGI_CFG_ADDRESS] = "address",
+        [DAGI_CFG_STRING_LIST] = "list of strings",
+        [DAGI_CFG_SECTION] = "section",
+        [DAGI_CFG_LIST] = "list",
+    };
+    return (unsigned)type < DAGI_ARRAY_LEN(names) ? names[type] : "?";
 }
 
 void dagi_cfg_format_size(int64_t bytes, char *out, size_t out_len)
@@ -220,7 +220,7 @@ void dagi_cfg_format_size(int64_t bytes, char *out, size_t out_len)
             return;
         }
     }
-    snprintf(out, out_len, "%" PRId64 " bytes", bytes);
+    snprintf(out, out_len, "%" PRId64 " %s", bytes, bytes == 1 ? "byte" : "bytes");
 }
 
 void dagi_cfg_format_duration(int64_t ms, char *out, size_t out_len)
@@ -392,9 +392,8 @@ static char *arena_copy(struct dagi_cfg_ctx *ctx, const char *s, size_t len, uns
 /* Parses one scalar's text for field f into v, or reports why not.  A quoted
  * scalar is a string: it may be a duration, size, enum or address (all
  * written as words) but never an integer, bool or number. */
-static bool parse_scalar(struct dagi_cfg_ctx *ctx, const struct dagi_cfg_field *f,
-                         const char *text, size_t len, bool quoted, unsigned line,
-                         union value *v)
+static bool parse_scalar(struct dagi_cfg_ctx *ctx, const struct dagi_cfg_field *f, const char *text,
+                         size_t len, bool quoted, unsigned line, union value *v)
 {
     char q[100];
     const char *qmark = quoted ? " (quoted)" : "";
@@ -660,15 +659,19 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-static void unknown_key(struct dagi_cfg_ctx *ctx, const struct dagi_cfg_schema *s,
-                        const char *key, unsigned line)
+static void unknown_key(struct dagi_cfg_ctx *ctx, const struct dagi_cfg_schema *s, const char *key,
+                        unsigned line)
 {
     const char *best = NULL;
-    size_t best_d = 3;
-    for (size_t i = 0; i < s->field_count; i++) {
+    size_t best_d = 3, len = strlen(key);
+    /* Past the error cap nobody reads the hint; skip the work. */
+    for (size_t i = 0; i < s->field_count && ctx->errs->count < CFG_MAX_ERROR_LINES; i++) {
+        size_t name_len = strlen(s->fields[i].name);
+        if (len > name_len + 2 || name_len > len + 2)
+            continue;
         size_t d = edit_distance(key, s->fields[i].name);
         /* d < strlen: "x" is not a typo of "ip", however close. */
-        if (d < best_d && d < strlen(s->fields[i].name)) {
+        if (d < best_d && d < name_len) {
             best = s->fields[i].name;
             best_d = d;
         }
@@ -691,25 +694,27 @@ static unsigned line_of(const struct dagi_cfg_node *n)
 static const char *kind_name(const struct dagi_cfg_node *n)
 {
     switch (n->kind) {
-    case DAGI_CFG_NODE_MAP: return "a mapping";
-    case DAGI_CFG_NODE_SEQ: return "a sequence";
-    case DAGI_CFG_NODE_NULL: return "null";
-    default: return "a scalar";
+    case DAGI_CFG_NODE_MAP:
+        return "a mapping";
+    case DAGI_CFG_NODE_SEQ:
+        return "a sequence";
+    case DAGI_CFG_NODE_NULL:
+        return "null";
+    default:
+        return "a scalar";
     }
 }
 
+/* For a container where a scalar was expected: "expected <this>, got a mapping". */
 static const char *expected_name(enum dagi_cfg_type type)
 {
-    switch (type) {
-    case DAGI_CFG_STRING: return "a string";
-    case DAGI_CFG_INT: return "an integer";
-    case DAGI_CFG_BOOL: return "true or false";
-    case DAGI_CFG_DOUBLE: return "a number";
-    case DAGI_CFG_DURATION: return "a duration";
-    case DAGI_CFG_SIZE: return "a size";
-    case DAGI_CFG_ADDRESS: return "host:port";
-    default: return "a value";
-    }
+    static const char *const names[] = {
+        [DAGI_CFG_STRING] = "a string",     [DAGI_CFG_INT] = "an integer",
+        [DAGI_CFG_BOOL] = "true or false",  [DAGI_CFG_DOUBLE] = "a number",
+        [DAGI_CFG_DURATION] = "a duration", [DAGI_CFG_SIZE] = "a size",
+        [DAGI_CFG_ADDRESS] = "host:port",
+    };
+    return (unsigned)type < DAGI_ARRAY_LEN(names) && names[type] ? names[type] : "a value";
 }
 
 static void bind_record(struct dagi_cfg_ctx *ctx, const struct dagi_cfg_schema *s, void *rec,
@@ -902,8 +907,7 @@ static int bind_root(const struct dagi_cfg_schema *schema, const char *name,
     else if (root && root->kind != DAGI_CFG_NODE_MAP && root->kind != DAGI_CFG_NODE_NULL)
         error_at(&ctx, line, "expected a mapping at the top level");
     else
-        bind_record(&ctx, schema, obj, root && root->kind == DAGI_CFG_NODE_MAP ? root : NULL,
-                    line);
+        bind_record(&ctx, schema, obj, root && root->kind == DAGI_CFG_NODE_MAP ? root : NULL, line);
     int rc = ctx_finish(&ctx);
     if (rc == 0)
         *out = obj;

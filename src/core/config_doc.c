@@ -102,7 +102,8 @@ const struct dagi_cfg_node *dagi_cfg_node_get(const struct dagi_cfg_node *map, c
 
 /* ---- YAML ---- */
 
-/* The key path of the innermost open container, for duplicate-key errors. */
+/* The key path of the innermost open container (included), for
+ * duplicate-key errors. */
 static void stack_path(const struct builder *b, struct dagi_buf *out)
 {
     for (size_t i = 1; i < b->depth; i++) {
@@ -282,9 +283,9 @@ static bool on_event(struct builder *b, const yaml_event_t *ev, int *documents)
     case YAML_MAPPING_END_EVENT:
         if (b->depth == 0)
             return false;
-        b->depth--;
         if (ev->type == YAML_MAPPING_END_EVENT)
-            check_duplicates(b, b->stack[b->depth]);
+            check_duplicates(b, b->stack[b->depth - 1]);
+        b->depth--;
         return true;
     default:
         return true;
@@ -357,7 +358,8 @@ static struct dagi_cfg_node *from_json(struct builder *b, const json_t *j, int d
         const char *key;
         json_t *v;
         /* json_object_foreach wants a non-const object; it does not modify it. */
-        json_object_foreach ((json_t *)j, key, v) {
+        json_object_foreach((json_t *)j, key, v)
+        {
             if (strlen(key) > DAGI_CFG_DOC_MAX_KEY) {
                 fail(b, 0, "key longer than %d bytes", DAGI_CFG_DOC_MAX_KEY);
                 return NULL;
@@ -374,7 +376,8 @@ static struct dagi_cfg_node *from_json(struct builder *b, const json_t *j, int d
             return NULL;
         size_t i;
         json_t *v;
-        json_array_foreach (j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             struct dagi_cfg_node *c = from_json(b, v, depth + 1);
             if (!c)
                 return NULL;

@@ -221,7 +221,8 @@ static int generate(const struct dagi_cfg_schema *schema, const char *prefix, bo
         emit(&w, "# Configuration reference: `%s`\n", schema->name ? schema->name : "dagi");
         if (schema->help)
             emit(&w, "\n%s\n", schema->help);
-        emit(&w, "\nGenerated from the schema tables.  A key with an environment variable can also be set "
+        emit(&w, "\nGenerated from the schema tables.  A key with an environment variable can also "
+                 "be set "
                  "through it (lists of strings comma-separated).\n");
     }
     walk(&w, schema, "", true);

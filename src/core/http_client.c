@@ -61,12 +61,12 @@ struct dagi_http_call {
     int (*on_data)(struct dagi_http_call *, const char *, size_t, void *);
     void (*on_done)(struct dagi_http_call *, const struct dagi_http_response *, void *);
     void *ud;
-    int abort_err;     /* why our callback failed the transfer, or 0 */
+    int abort_err;      /* why our callback failed the transfer, or 0 */
     char abort_msg[96]; /* its text: curl overwrites errbuf when the transfer fails */
-    bool added;        /* easy is in the multi */
-    bool cancelled;    /* no user callback may run; free once curl lets go */
-    bool headers_done; /* on_headers delivered (later header lines are trailers) */
-    bool finishing;    /* inside on_done: cancel is a no-op */
+    bool added;         /* easy is in the multi */
+    bool cancelled;     /* no user callback may run; free once curl lets go */
+    bool headers_done;  /* on_headers delivered (later header lines are trailers) */
+    bool finishing;     /* inside on_done: cancel is a no-op */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -102,7 +102,8 @@ static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct sock_watch *watch = arg;
     struct dagi_http_client *client = watch->client;
-    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     /* `watch` may be freed inside this call (CURL_POLL_REMOVE) */
     client->in_curl++;
@@ -403,13 +404,15 @@ static void settle(struct dagi_http_client *client)
 again:;
     CURLMsg *msg;
     int left;
+    /* curl_multi_remove_handle drops a handle's pending DONE message, so a
+     * call that an earlier on_done cancelled never comes out of this loop */
     while ((msg = curl_multi_info_read(client->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        char *private = NULL;
+        char *priv = NULL;
         CURLcode result = msg->data.result; /* msg dies with remove_handle */
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &private);
-        struct dagi_http_call *call = (struct dagi_http_call *)private;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct dagi_http_call *call = (struct dagi_http_call *)priv;
         if (call->cancelled)
             release_call(call);
         else
@@ -444,16 +447,16 @@ struct dagi_http_client *dagi_http_client_new(struct event_base *base,
         opts = &defaults;
     struct dagi_http_client *client = dagi_xcalloc(1, sizeof(*client));
     client->base = base;
-    client->user_agent = opts->user_agent ? dagi_xstrdup(opts->user_agent)
-                                          : dagi_xstrdup("dagi/" DAGI_VERSION);
+    client->user_agent =
+        opts->user_agent ? dagi_xstrdup(opts->user_agent) : dagi_xstrdup("dagi/" DAGI_VERSION);
     client->ca_file = opts->ca_file ? dagi_xstrdup(opts->ca_file) : NULL;
     client->timer = evtimer_new(base, on_timer, client);
     client->multi = curl_multi_init();
     if (!client->timer || !client->multi)
         abort(); /* allocation failure, per the policy in err.h */
 
-    long per_host = opts->max_connections_per_host ? (long)opts->max_connections_per_host
-                                                   : DEFAULT_PER_HOST;
+    long per_host =
+        opts->max_connections_per_host ? (long)opts->max_connections_per_host : DEFAULT_PER_HOST;
     long total = opts->max_total_connections ? (long)opts->max_total_connections : DEFAULT_TOTAL;
     curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
@@ -516,9 +519,9 @@ static void configure_easy(struct dagi_http_client *client, struct dagi_http_cal
     curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(opts->connect_timeout_ms ? opts->connect_timeout_ms
-                                                     : DEFAULT_CONNECT_TIMEOUT_MS));
+    curl_easy_setopt(
+        e, CURLOPT_CONNECTTIMEOUT_MS,
+        (long)(opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opts->timeout_ms);
     if (client->ca_file) {
         curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
@@ -535,9 +538,11 @@ static void configure_easy(struct dagi_http_client *client, struct dagi_http_cal
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, opts->body ? opts->body : "");
     }
+    /* POSTFIELDS makes curl send POST; any other verb with a body, and any
+     * verb but GET without one, is named explicitly */
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    else if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+    else if (strcmp(method, "POST") != 0 && (opts->body || strcmp(method, "GET") != 0))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 
     /* curl sends "Expect: 100-continue" before large POST bodies and then
@@ -551,8 +556,7 @@ static void configure_easy(struct dagi_http_client *client, struct dagi_http_cal
 }
 
 int dagi_http_client_request(struct dagi_http_client *client,
-                             const struct dagi_http_request_opts *opts,
-                             struct dagi_http_call **out)
+                             const struct dagi_http_request_opts *opts, struct dagi_http_call **out)
 {
     if (!client || !opts || !opts->url || !opts->url[0] || (opts->body_len && !opts->body))
         return DAGI_EINVAL;
@@ -568,8 +572,8 @@ int dagi_http_client_request(struct dagi_http_client *client,
     call->on_data = opts->on_data;
     call->on_done = opts->on_done;
     call->ud = opts->ud;
-    dagi_buf_init(&call->body, opts->max_response_bytes ? opts->max_response_bytes
-                                                        : DEFAULT_MAX_RESPONSE);
+    dagi_buf_init(&call->body,
+                  opts->max_response_bytes ? opts->max_response_bytes : DEFAULT_MAX_RESPONSE);
     dagi_buf_init(&call->headers, MAX_HEADER_BYTES);
     call->easy = client->nspare ? client->spare[--client->nspare] : curl_easy_init();
     if (!call->easy)
@@ -578,7 +582,9 @@ int dagi_http_client_request(struct dagi_http_client *client,
 
     if (opts->idle_timeout_ms) {
         /* CURLOPT_LOW_SPEED_TIME counts whole seconds, too coarse for a
-         * token stream; our own timer is pushed back by every byte */
+         * token stream; our own timer is pushed back by every header line
+         * and body chunk.  It starts now, so it also bounds connecting and
+         * the wait for the first byte. */
         call->idle.tv_sec = opts->idle_timeout_ms / 1000;
         call->idle.tv_usec = (opts->idle_timeout_ms % 1000) * 1000;
         call->idle_timer = evtimer_new(client->base, on_idle_timeout, call);

@@ -111,6 +111,16 @@ void http_conn_destroy_now(struct conn *c)
     conn_free(c);
 }
 
+static void close_after_flush(struct conn *c)
+{
+    c->state = CS_CLOSING;
+    set_timer(c, TIMER_NONE, 0);
+    if (!c->eof)
+        bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        http_conn_kick(c);
+}
+
 /* Records the finished request and decides what the connection does next. */
 static void finish_request(struct conn *c)
 {
@@ -144,10 +154,7 @@ static void finish_request(struct conn *c)
     dagi_arena_reset(c->arena);
     set_read_timeout(c, false);
     if (!keep || c->eof) {
-        c->state = CS_CLOSING;
-        bufferevent_enable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            http_conn_kick(c);
+        close_after_flush(c);
         return;
     }
     c->state = CS_HEAD;
@@ -174,14 +181,16 @@ bool http_conn_leave(struct conn *c)
 
 /* A request that the server itself rejects (no handler involved yet, or the
  * handler is told through on_close first). */
-void http_conn_fail(struct conn *c, int status, const char *code, const char *message)
+void http_conn_fail(struct conn *c, int status, bool close, const char *code,
+                    const char *message)
 {
     struct dagi_http_req *req = c->req;
     if (!req || req->done)
         return;
     if (req->handler_called)
         call_on_close(req);
-    req->keep_alive = false;
+    if (close)
+        req->keep_alive = false;
     if (req->started) {
         c->dead = true; /* mid-stream: all we can do is cut it */
         return;
@@ -218,7 +227,7 @@ static const char *method_label(const char *m)
     return "OTHER";
 }
 
-static bool hex_ok(const char *s, size_t n)
+static bool lower_hex(const char *s, size_t n, bool need_nonzero)
 {
     bool nonzero = false;
     for (size_t i = 0; i < n; i++) {
@@ -227,19 +236,30 @@ static bool hex_ok(const char *s, size_t n)
             return false;
         nonzero |= ch != '0';
     }
-    return nonzero;
+    return nonzero || !need_nonzero;
 }
 
-/* W3C traceparent "00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>";
- * a future version may append fields after another '-'.  Else X-Request-Id
- * reduced to [A-Za-z0-9_-] and 64 chars.  Else a fresh random id. */
+/* W3C traceparent: "<2 hex version>-<32 hex trace-id>-<16 hex parent-id>-<2
+ * hex flags>"; version ff is invalid, all-zero ids are invalid, and versions
+ * after 00 may append fields after another '-'. */
+static bool valid_traceparent(const char *v, size_t n)
+{
+    if (n < 55 || !lower_hex(v, 2, false) || strncmp(v, "ff", 2) == 0)
+        return false;
+    if (v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return false;
+    if (n > 55 && (strncmp(v, "00", 2) == 0 || v[55] != '-'))
+        return false;
+    return lower_hex(v + 3, 32, true) && lower_hex(v + 36, 16, true) && lower_hex(v + 53, 2, false);
+}
+
+/* The trace id: from traceparent, else X-Request-Id reduced to
+ * [A-Za-z0-9_-] and 64 chars (it is echoed into logs and headers), else a
+ * fresh random one. */
 static void pick_trace_id(struct dagi_http_req *req, const struct dagi_http_request_head *h)
 {
     const struct dagi_http_header *tp = dagi_http_head_find(h, "traceparent");
-    if (tp && tp->value_len >= 55 && hex_ok(tp->value, 2) == (tp->value[0] != '0' || tp->value[1] != '0' || true) &&
-        tp->value[2] == '-' && tp->value[35] == '-' && tp->value[52] == '-' &&
-        (tp->value_len == 55 || tp->value[55] == '-') && strncmp(tp->value, "ff", 2) != 0 &&
-        hex_ok(tp->value + 3, 32) && hex_ok(tp->value + 36, 16)) {
+    if (tp && valid_traceparent(tp->value, tp->value_len)) {
         memcpy(req->trace_id, tp->value + 3, 32);
         req->trace_id[32] = '\0';
         return;
@@ -318,11 +338,11 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
 
     int rc = dagi_http_body_framing(h, &req->framing);
     if (rc == DAGI_EUNAVAIL) {
-        http_conn_fail(c, 501, "not_implemented", "unsupported transfer coding");
+        http_conn_fail(c, 501, true, "not_implemented", "unsupported transfer coding");
         return;
     }
     if (rc) {
-        http_conn_fail(c, 400, "bad_request", "invalid message framing");
+        http_conn_fail(c, 400, true, "bad_request", "invalid message framing");
         return;
     }
     req->length_left = req->framing.length;
@@ -331,7 +351,7 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
         dagi_http_chunked_init(&req->chunked);
     /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
     if (hosts > 1 || (hosts == 0 && h->minor_version >= 1)) {
-        http_conn_fail(c, 400, "bad_request", "a request needs exactly one Host header");
+        http_conn_fail(c, 400, true, "bad_request", "a request needs exactly one Host header");
         return;
     }
 
@@ -346,7 +366,7 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
             tlen = 1;
     }
     if (tlen == 0 || target[0] != '/') {
-        http_conn_fail(c, 400, "bad_request", "request target must be an absolute path");
+        http_conn_fail(c, 400, true, "bad_request", "request target must be an absolute path");
         return;
     }
     const char *q = memchr(target, '?', tlen);
@@ -359,7 +379,7 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
     req->body_limit = http_server_body_limit(srv, req->entry, req->path);
     /* A declared length over the cap is refused before a byte of it is read. */
     if (req->framing.kind == DAGI_HTTP_BODY_LENGTH && req->framing.length > req->body_limit) {
-        http_conn_fail(c, 413, "payload_too_large", "request body exceeds the limit");
+        http_conn_fail(c, 413, true, "payload_too_large", "request body exceeds the limit");
         return;
     }
     if (srv->gate) {
@@ -372,6 +392,7 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
         return;
     }
     c->state = CS_BODY;
+    c->body.cap = req->body_limit;
     send_continue(c);
     set_read_timeout(c, true);
 }
@@ -420,7 +441,8 @@ static bool pump_body(struct conn *c, bool streaming)
                         break;
                     }
                     if (!streaming) {
-                        dagi_buf_append(&c->body, data, dlen); /* fits: cap = body_limit */
+                        /* cannot fail: the buffer's cap is body_limit, checked above */
+                        dagi_buf_append(&c->body, data, dlen);
                     } else {
                         int rc = req->on_data(req, data, dlen, req->body_ud);
                         if (rc == DAGI_EAGAIN) {
@@ -443,11 +465,11 @@ static bool pump_body(struct conn *c, bool streaming)
         evbuffer_drain(in, drained);
         c->rx += drained;
         if (fail == 413) {
-            http_conn_fail(c, 413, "payload_too_large", "request body exceeds the limit");
+            http_conn_fail(c, 413, true, "payload_too_large", "request body exceeds the limit");
             return false;
         }
         if (fail) {
-            http_conn_fail(c, 400, "bad_request", "malformed request body");
+            http_conn_fail(c, 400, true, "bad_request", "malformed request body");
             return false;
         }
     }
@@ -467,7 +489,7 @@ static void read_head(struct conn *c)
         return; /* on_write resumes us */
     if (avail == 0) {
         if (c->eof)
-            c->dead = true;
+            close_after_flush(c);
         else
             set_timer(c, c->requests ? TIMER_IDLE : TIMER_HEAD,
                       c->requests ? c->idle_timeout_ms : c->read_timeout_ms);
@@ -481,7 +503,7 @@ static void read_head(struct conn *c)
     int rc = dagi_http_parse_request(p, n, &head, &used);
     if (rc == DAGI_ENEEDMORE && n < c->max_header_bytes) {
         if (c->eof)
-            c->dead = true;
+            close_after_flush(c);
         else
             set_timer(c, TIMER_HEAD, c->read_timeout_ms);
         return;
@@ -586,7 +608,8 @@ static void on_write(struct bufferevent *bev, void *arg)
         req->on_drain = NULL;
         fn(req, req->drain_ud);
     }
-    if (c->state == CS_CLOSING || (c->state == CS_HEAD && !c->req))
+    if (c->state == CS_CLOSING ||
+        (c->state == CS_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0))
         conn_process(c);
     http_conn_leave(c);
 }
@@ -598,7 +621,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         if ((what & BEV_EVENT_READING) && c->req && !c->req->done) {
             /* The body stopped making progress. */
-            http_conn_fail(c, 408, "request_timeout", "request body timed out");
+            http_conn_fail(c, 408, true, "request_timeout", "request body timed out");
         } else {
             c->dead = true; /* no write progress: the client is gone */
         }

@@ -147,7 +147,8 @@ void http_conn_kick(struct conn *c);
 void http_conn_read_body_started(struct conn *c);
 /* Server-side error for the current request: tells a handler that already
  * has the request through on_close, answers if nothing was sent, closes. */
-void http_conn_fail(struct conn *c, int status, const char *code, const char *message);
+void http_conn_fail(struct conn *c, int status, bool close, const char *code,
+                    const char *message);
 
 /* http_server.c */
 const char *http_server_date(struct dagi_http_server *srv);

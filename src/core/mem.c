@@ -51,15 +51,14 @@ char *dagi_xstrndup(const char *s, size_t n)
 
 char *dagi_xasprintf(const char *fmt, ...)
 {
+    char *p;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    /* vasprintf rather than vsnprintf(NULL, 0, ..): gcc 12 under UBSan
+     * mistakes the NULL buffer for a NULL format. */
+    int n = vasprintf(&p, fmt, ap);
     va_end(ap);
     if (n < 0)
         out_of_memory(0);
-    char *p = dagi_xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     return p;
 }

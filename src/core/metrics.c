@@ -398,7 +398,9 @@ static void put_u64(struct dagi_buf *out, int *rc, uint64_t v)
         *rc = dagi_buf_appendf(out, "%llu", (unsigned long long)v);
 }
 
-/* Shortest "%g" text that reads back as the same double ("0.1", "1e+06"). */
+/* A sample value or bucket bound: integers in full ("10", "1000000"), other
+ * values as the shortest "%g" text that reads back as the same double ("0.1",
+ * "1e+20"), so distinct bounds never print alike. */
 static void format_double(char *dst, size_t size, double v)
 {
     if (isinf(v)) {
@@ -407,6 +409,10 @@ static void format_double(char *dst, size_t size, double v)
     }
     if (isnan(v)) {
         snprintf(dst, size, "NaN");
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(dst, size, "%.0f", v == 0 ? 0.0 : v); /* no "-0" */
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
@@ -419,10 +425,7 @@ static void format_double(char *dst, size_t size, double v)
 static void append_number(struct dagi_buf *out, int *rc, double v)
 {
     char text[40];
-    if (v == floor(v) && fabs(v) < 1e15)
-        snprintf(text, sizeof(text), "%.0f", v == 0 ? 0.0 : v); /* no "-0" */
-    else
-        format_double(text, sizeof(text), v);
+    format_double(text, sizeof(text), v);
     put_str(out, rc, text);
 }
 

@@ -25,7 +25,8 @@ bool dagi_redact_is_secret_key(const char *key)
         if (contains_ci(key, words[i]))
             return true;
     size_t n = strlen(key);
-    return n >= 3 && strcasecmp(key + n - 3, "key") == 0;
+    return (n >= 3 && strcasecmp(key + n - 3, "key") == 0) ||
+           (n >= 4 && strcasecmp(key + n - 4, "keys") == 0);
 }
 
 /* A bearer token character: base64 (standard and URL-safe), JWT dots, and the
@@ -63,11 +64,14 @@ static size_t match_secret(const char *s, size_t len, size_t i, size_t *secret_l
             keep++;
         bearer = true;
     } else if (len - i > 5 && strncmp(s + i, "dagi_", 5) == 0 && word_start(s, i)) {
-        size_t j = i + 5;
-        while (j < len && isalnum((unsigned char)s[j]))
-            j++;
-        if (j < len && s[j] == '_' && j > i + 5)
-            keep = j + 1 - i;
+        /* Only the kinds of key dagi issues, so names like dagi_http_... in
+         * messages stay readable. */
+        static const char *const kinds[] = {"dagi_admin_", "dagi_sk_", "dagi_svc_"};
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            size_t n = strlen(kinds[k]);
+            if (len - i > n && strncmp(s + i, kinds[k], n) == 0)
+                keep = n;
+        }
     } else if (len - i > 3 && strncmp(s + i, "sk-", 3) == 0 && word_start(s, i)) {
         keep = 3;
     } else if (len - i > 4 && strncmp(s + i, "bot", 3) == 0 && isdigit((unsigned char)s[i + 3])) {

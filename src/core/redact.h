@@ -13,13 +13,14 @@
 
 /* True when a field or header named `key` holds a secret: authorization,
  * cookie, *token*, *secret*, *password*, *passwd*, *credential*, and names
- * ending in "key" (api_key, admin.key, x-api-key). Case-insensitive. */
+ * ending in "key" or "keys" (api_key, admin.key, x-api-key, api_keys).
+ * Case-insensitive. */
 bool dagi_redact_is_secret_key(const char *key);
 
 /* Appends `value` to out with secret-looking runs masked:
  *   "Bearer <anything>"          -> "Bearer [redacted]"
  *   "bot<digits>:<token>"        -> "bot<digits>:[redacted]" (Telegram URLs)
- *   "dagi_<kind>_<secret>"       -> "dagi_<kind>_[redacted]" (our API keys)
+ *   "dagi_{admin,sk,svc}_<secret>" -> "dagi_admin_[redacted]" ... (our API keys)
  *   "sk-<secret>"                -> "sk-[redacted]" (OpenAI-style keys)
  * Returns dagi_buf_append's status. */
 int dagi_redact_append(struct dagi_buf *out, const char *value, size_t len);

@@ -143,8 +143,8 @@ static size_t skip_bom(struct dagi_sse_parser *p, const char *data, size_t len, 
     return i;
 }
 
-int dagi_sse_feed(struct dagi_sse_parser *p, const char *data, size_t len, dagi_sse_event_fn on_event,
-                  void *ud)
+int dagi_sse_feed(struct dagi_sse_parser *p, const char *data, size_t len,
+                  dagi_sse_event_fn on_event, void *ud)
 {
     int rc = 0;
     if (p->state & FAILED)

@@ -41,7 +41,7 @@ static void test_non_secret_keys(void **state)
     static const char *const plain[] = {
         "name", "model", "url", "message", "trace_id", "user", "addr", "status",
         /* "keyboard" contains "key" but does not end in it. */
-        "keyboard", "key_id", "ke", "", "authorisation_mode",
+        "keyboard", "key_id", "ke", "",
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
         if (dagi_redact_is_secret_key(plain[i]))
@@ -120,8 +120,10 @@ static void test_dagi_keys(void **state)
     (void)state;
     redacts_to("dagi_admin_abcdef", "dagi_admin_[redacted]");
     redacts_to("key=dagi_admin_Ab-c_D9 rest", "key=dagi_admin_[redacted] rest");
-    redacts_to("\"dagi_user_xyz\"", "\"dagi_user_[redacted]\"");
-    redacts_to("two: dagi_a_1, dagi_b_2.", "two: dagi_a_[redacted], dagi_b_[redacted].");
+    redacts_to("\"dagi_sk_xyz\"", "\"dagi_sk_[redacted]\"");
+    redacts_to("two: dagi_sk_1, dagi_svc_2.", "two: dagi_sk_[redacted], dagi_svc_[redacted].");
+    /* Our own identifiers are not keys. */
+    redacts_to("dagi_metrics_series_dropped_total", "dagi_metrics_series_dropped_total");
     /* Not keys. */
     redacts_to("dagi_", "dagi_");
     redacts_to("dagi_admin", "dagi_admin");

@@ -75,11 +75,9 @@ static void test_line_endings(void **state)
 {
     (void)state;
     static const char *const streams[] = {
-        "data: a\n\ndata: b\n\n",
-        "data: a\r\rdata: b\r\r",
-        "data: a\r\n\r\ndata: b\r\n\r\n",
-        "data: a\r\n\ndata: b\n\r\n",    /* mixed */
-        "data: a\r\rdata: b\r\n\r\n",    /* mixed */
+        "data: a\n\ndata: b\n\n",         "data: a\r\rdata: b\r\r",
+        "data: a\r\n\r\ndata: b\r\n\r\n", "data: a\r\n\ndata: b\n\r\n", /* mixed */
+        "data: a\r\rdata: b\r\n\r\n",                                   /* mixed */
     };
     for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
         struct collector c;
@@ -120,10 +118,13 @@ static void test_openai_stream_bytewise(void **state)
     (void)state;
     static const char stream[] =
         ": keep-alive\n\n"
-        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+        "data: "
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
         "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
-        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n"
-        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n"
+        "data: "
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+        "data: "
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n"
         "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},"
         "\"finish_reason\":\"stop\"}]}\n\n"
         "data: [DONE]\n\n";
