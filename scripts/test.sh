@@ -30,7 +30,8 @@ setup() { # dir, meson args...
 
 step build-test setup "$B/test" -Dtest_hooks=true
 step build-asan setup "$B/asan" -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false
-step build-clang env CC=clang setup "$B/clang" --buildtype=release -Dtest_hooks=false
+setup_clang() { (export CC=clang; setup "$@"); }
+step build-clang setup_clang "$B/clang" --buildtype=release -Dtest_hooks=false
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
