@@ -33,6 +33,7 @@ docs: release
 
 # libFuzzer drivers under clang: build/fuzz/fuzz_<name> tests/fuzz/corpus/<name>
 fuzz: deps
+	@scripts/install-deps.sh fuzz
 	CC=clang meson setup $(BUILD)/fuzz $(MESON_TEST_OPTS) -Dfuzzers=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false || true
 	ninja -C $(BUILD)/fuzz

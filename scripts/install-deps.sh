@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages dagi needs, and nothing else.  Idempotent: a
 # package already installed is skipped, and apt-get runs only when something
-# is missing.  Usage: scripts/install-deps.sh [build|bench]...  (default: build)
+# is missing.  Usage: scripts/install-deps.sh [build|bench|fuzz]...  (default: build)
 set -eu
 
 # build: compile (gcc and clang), unit tests (cmocka), sanitizers, e2e harness
@@ -10,7 +10,9 @@ BUILD_PKGS="build-essential pkg-config meson ninja-build clang libcmocka-dev \
 libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsodium-dev \
 python3 openssl ca-certificates"
 # bench: the load generator and the baseline server.
-BENCH_PKGS="wrk nginx-light procps"
+BENCH_PKGS="wrk nginx-light procps util-linux"
+# fuzz: clang's libFuzzer and sanitizer runtimes.
+FUZZ_PKGS="libclang-rt-14-dev"
 
 profiles="${*:-build}"
 wanted=""
@@ -18,7 +20,8 @@ for p in $profiles; do
     case "$p" in
     build) wanted="$wanted $BUILD_PKGS" ;;
     bench) wanted="$wanted $BUILD_PKGS $BENCH_PKGS" ;;
-    *) echo "install-deps: unknown profile '$p' (build, bench)" >&2; exit 2 ;;
+    fuzz) wanted="$wanted $BUILD_PKGS $FUZZ_PKGS" ;;
+    *) echo "install-deps: unknown profile '$p' (build, bench, fuzz)" >&2; exit 2 ;;
     esac
 done
 

@@ -340,22 +340,28 @@ bool http_server_route(struct dagi_http_server *srv, struct dagi_http_req *req,
     return true;
 }
 
+/* The operator's word wins: a configured prefix limit over the route's own
+ * cap, and the route's cap over the server default. */
 uint64_t http_server_body_limit(struct dagi_http_server *srv, const struct route_entry *e,
                                 const char *path)
 {
-    if (e && e->route.max_body)
-        return e->route.max_body;
     size_t best = 0;
-    uint64_t limit = srv->opts.max_body;
+    bool matched = false;
+    uint64_t limit = 0;
     for (size_t i = 0; i < srv->opts.limit_count; i++) {
         const struct dagi_http_limit *l = &srv->opts.limits[i];
         size_t n = strlen(l->prefix);
         if (n >= best && strncmp(path, l->prefix, n) == 0) {
             best = n;
             limit = l->max_body;
+            matched = true;
         }
     }
-    return limit;
+    if (matched)
+        return limit;
+    if (e && e->route.max_body)
+        return e->route.max_body;
+    return srv->opts.max_body;
 }
 
 /* --- options --- */

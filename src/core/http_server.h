@@ -57,7 +57,7 @@ struct dagi_http_route {
     dagi_http_handler_fn handler;
     void *ud;
     unsigned flags;  /* enum dagi_http_route_flags */
-    size_t max_body; /* 0 = the server's default cap */
+    size_t max_body; /* 0 = the server's default cap; a configured prefix limit overrides it */
 };
 
 /* The gate every request passes after routing and before its handler (and
@@ -84,7 +84,7 @@ struct dagi_http_server_opts {
     unsigned max_connections;     /* further connections are refused with 503 */
     const char *tls_cert_file;    /* PEM; both set = HTTPS only */
     const char *tls_key_file;
-    const struct dagi_http_limit *limits; /* longest prefix wins over max_body */
+    const struct dagi_http_limit *limits; /* longest prefix wins over route and default caps */
     size_t limit_count;
     struct dagi_metrics *metrics; /* NULL = dagi_metrics_default() */
 };

@@ -74,8 +74,17 @@ struct dagi_http_server *dagi_node_http(struct dagi_node *n)
 {
     return n->http;
 }
+/* Made on first use: initialising libcurl and its TLS stack costs a few MB
+ * of resident memory that a node which never calls out should not pay. */
 struct dagi_http_client *dagi_node_http_client(struct dagi_node *n)
 {
+    if (!n->client) {
+        const struct dagi_config *c = n->config->cfg;
+        n->client = dagi_http_client_new(
+            n->base, &(struct dagi_http_client_opts){
+                         .max_connections_per_host = (unsigned)c->http_client.max_per_host,
+                         .ca_file = c->http_client.ca_file});
+    }
     return n->client;
 }
 struct dagi_pool *dagi_node_pool(struct dagi_node *n)
@@ -376,10 +385,6 @@ static int start(struct dagi_node *n, struct dagi_error *err)
         return dagi_error_set(err, DAGI_EIO, "cannot create the event loop");
     n->loopq = dagi_loopq_new(n->base);
     n->pool = dagi_pool_new(n->base, (unsigned)c->workers.threads, (size_t)c->workers.queue);
-    n->client = dagi_http_client_new(
-        n->base, &(struct dagi_http_client_opts){.max_connections_per_host =
-                                                     (unsigned)c->http_client.max_per_host,
-                                                 .ca_file = c->http_client.ca_file});
 
     struct dagi_http_limit *limits =
         dagi_xcalloc(c->http.limits.count ? c->http.limits.count : 1, sizeof(*limits));

@@ -61,6 +61,7 @@ int dagi_node_run(const struct dagi_node_opts *opts);
 /* --- for roles --- */
 struct event_base *dagi_node_base(struct dagi_node *node);
 struct dagi_http_server *dagi_node_http(struct dagi_node *node);
+/* The shared outbound HTTP client, created on first use (loop thread only). */
 struct dagi_http_client *dagi_node_http_client(struct dagi_node *node);
 struct dagi_pool *dagi_node_pool(struct dagi_node *node);
 struct dagi_loopq *dagi_node_loopq(struct dagi_node *node);

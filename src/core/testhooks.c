@@ -34,7 +34,7 @@ static long resident_kb(void)
  * length and the peak RSS seen while reading it. */
 struct sink {
     uint64_t bytes;
-    long peak_rss_kb;
+    long start_rss_kb, peak_rss_kb;
     uint32_t checksum; /* so the bytes are really looked at */
 };
 
@@ -60,7 +60,8 @@ static void on_sink_end(struct dagi_http_req *req, void *ud)
     if (kb > s->peak_rss_kb)
         s->peak_rss_kb = kb;
     dagi_http_respond_json(req, 200,
-                           json_pack("{s:I,s:I,s:I}", "bytes", (json_int_t)s->bytes, "peak_rss_kb",
+                           json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)s->bytes,
+                                     "start_rss_kb", (json_int_t)s->start_rss_kb, "peak_rss_kb",
                                      (json_int_t)s->peak_rss_kb, "checksum",
                                      (json_int_t)s->checksum));
 }
@@ -69,7 +70,7 @@ static void on_sink(struct dagi_http_req *req, void *ud)
 {
     (void)ud;
     struct sink *s = dagi_arena_zalloc(dagi_http_req_arena(req), sizeof(*s));
-    s->peak_rss_kb = resident_kb();
+    s->start_rss_kb = s->peak_rss_kb = resident_kb();
     dagi_http_req_read_body(req, on_sink_data, on_sink_end, s);
 }
 

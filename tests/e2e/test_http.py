@@ -110,3 +110,12 @@ def test_request_metrics_counted(ctx):
     text = n.get("/metrics").body.decode()
     assert 'dagi_http_requests_total{method="GET",route="unmatched",status="404"} 3' in text, \
         [l for l in text.splitlines() if "requests_total" in l]
+
+
+def test_prefix_limit_overrides_a_route_cap(ctx):
+    # /v1/test/sink accepts 1 TiB by itself; the operator's prefix limit wins.
+    n = ctx.node(config="http:\n  limits:\n    - prefix: /v1/test/sink\n      max_body: 1KB\n")
+    r = n.post("/v1/test/sink", b"x" * 2048, headers={**n.auth(), "Content-Type": "text/plain"})
+    assert r.status == 413, r
+    r = n.post("/v1/test/sink", b"x" * 512, headers={**n.auth(), "Content-Type": "text/plain"})
+    assert r.status == 200 and r.json()["bytes"] == 512

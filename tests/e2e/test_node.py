@@ -114,3 +114,14 @@ def test_version_and_help(ctx):
     assert rc == 2 and "unknown command" in err
     rc, _, err = run_dagi("node", "--bogus")
     assert rc == 2
+
+
+def test_business_clock_can_be_moved_by_tests(ctx):
+    n = ctx.node()
+    before = n.get("/v1/test/clock", headers=n.auth()).json()["now_ms"]
+    day = 24 * 3600 * 1000
+    r = n.post("/v1/test/clock", {"offset_ms": day}, headers=n.auth())
+    assert r.status == 200 and r.json()["offset_ms"] == day
+    assert r.json()["now_ms"] - before >= day
+    r = n.post("/v1/test/clock", {"offset_ms": "soon"}, headers=n.auth())
+    assert r.status == 400 and r.json()["error"]["field"] == "offset_ms"
