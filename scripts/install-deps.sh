@@ -5,10 +5,11 @@
 set -eu
 
 # build: compile (gcc and clang), unit tests (cmocka), sanitizers, e2e harness
-# (Python's standard library only), TLS fixtures (openssl).
+# (Python's standard library only), TLS fixtures (openssl), the embedded bus
+# (nats-server, also started by tests).
 BUILD_PKGS="build-essential pkg-config meson ninja-build clang libcmocka-dev \
 libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsodium-dev \
-python3 openssl ca-certificates"
+libnats-dev nats-server python3 openssl ca-certificates"
 # bench: the load generator and the baseline server.
 BENCH_PKGS="wrk nginx-light procps util-linux"
 # fuzz: clang's libFuzzer and sanitizer runtimes.
