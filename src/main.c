@@ -3,8 +3,11 @@
 #include "dagi_build.h"
 
 #include "core/config.h"
-#include "core/dagi_config.h"
-#include "core/node.h"
+#include "node/dagi_config.h"
+#include "node/admin_client.h"
+#include "node/node.h"
+
+#include <jansson.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -29,6 +32,8 @@ static void usage_main(FILE *out)
     fprintf(out, "  config check FILE validate a configuration file (exit 2 when invalid)\n"
                  "  config docs       print the configuration reference (Markdown)\n"
                  "  config keys       list every configuration key and its DAGI_* variable\n"
+                 "  dlq list|show SEQ|replay SEQ\n"
+                 "                    dead letters of a running node (through its admin API)\n"
                  "  version           print the version\n"
                  "  help [COMMAND]    show help for a command\n\n"
                  "Run 'dagi COMMAND --help' for a command's options.\n");
@@ -150,6 +155,105 @@ static int cmd_config(int argc, char **argv)
     return EXIT_USAGE;
 }
 
+static void usage_dlq(FILE *out)
+{
+    fprintf(out, "usage: dagi dlq list [--limit N]      dead letters, oldest first\n"
+                 "       dagi dlq show SEQ              one dead letter with headers and data\n"
+                 "       dagi dlq replay SEQ            publish it again to its original subject\n"
+                 "options: -d, --data-dir DIR (default: node.data_dir of --config, or ./data)\n"
+                 "         -c, --config FILE\n"
+                 "The node must be running: the command uses its admin API with\n"
+                 "<data_dir>/admin.key.\n");
+}
+
+/* Prints a JSON body indented, or as it came if it is not JSON. */
+static void print_json(const char *body)
+{
+    json_t *doc = json_loads(body, 0, NULL);
+    if (!doc) {
+        printf("%s\n", body);
+        return;
+    }
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : body);
+    free(text);
+    json_decref(doc);
+}
+
+static int cmd_dlq(int argc, char **argv)
+{
+    static const struct option options[] = {{"data-dir", required_argument, NULL, 'd'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"limit", required_argument, NULL, 'n'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *data_dir = NULL, *config = getenv("DAGI_CONFIG"), *limit = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:c:n:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd': data_dir = optarg; break;
+        case 'c': config = optarg; break;
+        case 'n': limit = optarg; break;
+        case 'h': usage_dlq(stdout); return 0;
+        default: usage_dlq(stderr); return EXIT_USAGE;
+        }
+    }
+    int rest = argc - optind;
+    const char *verb = rest > 0 ? argv[optind] : NULL;
+    bool needs_seq = verb && (strcmp(verb, "show") == 0 || strcmp(verb, "replay") == 0);
+    if (!verb || (strcmp(verb, "list") != 0 && !needs_seq) || rest != (needs_seq ? 2 : 1)) {
+        usage_dlq(stderr);
+        return EXIT_USAGE;
+    }
+    const char *seq = needs_seq ? argv[optind + 1] : NULL;
+    if (seq && strspn(seq, "0123456789") != strlen(seq)) {
+        fprintf(stderr, "dagi dlq: SEQ must be a number, got '%s'\n", seq);
+        return EXIT_USAGE;
+    }
+
+    struct dagi_config_snapshot *snap = NULL;
+    if (!data_dir) {
+        struct dagi_cfg_errors errs;
+        dagi_cfg_errors_init(&errs);
+        struct dagi_config_overrides ov = {.envp = environ};
+        if (dagi_config_snapshot_load(config && *config ? config : NULL, &ov, &snap, &errs)) {
+            fputs(dagi_buf_str(&errs.text), stderr);
+            dagi_cfg_errors_release(&errs);
+            return EXIT_USAGE;
+        }
+        dagi_cfg_errors_release(&errs);
+        data_dir = snap->cfg->node.data_dir;
+    }
+    char path[128];
+    const char *method = "GET";
+    if (strcmp(verb, "list") == 0)
+        snprintf(path, sizeof(path), "/v1/bus/dlq%s%s", limit ? "?limit=" : "", limit ? limit : "");
+    else if (strcmp(verb, "show") == 0)
+        snprintf(path, sizeof(path), "/v1/bus/dlq/%s", seq);
+    else {
+        snprintf(path, sizeof(path), "/v1/bus/dlq/%s/replay", seq);
+        method = "POST";
+    }
+    long status = 0;
+    char *body = NULL;
+    struct dagi_error err = {0};
+    int rc = dagi_admin_call(data_dir, method, path, NULL, &status, &body, &err);
+    dagi_config_snapshot_unref(snap);
+    if (rc) {
+        fprintf(stderr, "dagi dlq: %s\n", err.message);
+        return 1;
+    }
+    if (status / 100 != 2) {
+        fprintf(stderr, "dagi dlq: the node answered %ld: %s\n", status, body);
+        free(body);
+        return 1;
+    }
+    print_json(body);
+    free(body);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -174,6 +278,8 @@ int main(int argc, char **argv)
             return run_roles(cmd, &all_roles[i], 1, argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "dlq") == 0)
+        return cmd_dlq(argc - 1, argv + 1);
     fprintf(stderr, "dagi: unknown command '%s'\n\n", cmd);
     usage_main(stderr);
     return EXIT_USAGE;

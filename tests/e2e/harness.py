@@ -98,7 +98,7 @@ class Node:
         if os.path.exists(path):
             with open(path) as f:
                 text = f.read().strip()
-            return text or None
+            return text.split("://", 1)[-1] or None
         return None
 
     def signal(self, sig):
@@ -242,3 +242,143 @@ def make_self_signed(dir_path):
                    check=True, capture_output=True)
     os.chmod(key, 0o600)
     return cert, key
+
+
+class NatsServer:
+    """A nats-server of the test's own (for nodes joined with bus.url nats://)."""
+
+    def __init__(self, config_text=None, env=None):
+        self.tmp = tempfile.mkdtemp(prefix="dagi-e2e-nats-")
+        args = ["nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", f"{self.tmp}/js",
+                "--ports_file_dir", self.tmp]
+        if config_text is not None:
+            conf = os.path.join(self.tmp, "nats.conf")
+            with open(conf, "w") as f:
+                f.write(config_text)
+            args += ["-c", conf]
+        e = dict(os.environ)
+        e.update(env or {})
+        self.log = open(os.path.join(self.tmp, "nats.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=e,
+                                     stdin=subprocess.DEVNULL)
+        self.url = wait_until(self._read_url, 10, "nats-server ports file")
+
+    def _read_url(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("nats-server exited")
+        for name in os.listdir(self.tmp):
+            if name.endswith(".ports"):
+                with open(os.path.join(self.tmp, name)) as f:
+                    return json.load(f)["nats"][0]
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class NatsError(Exception):
+    pass
+
+
+class NatsClient:
+    """Just enough of the NATS text protocol (with headers) for black-box checks:
+    connect with or without credentials, publish, subscribe, request."""
+
+    def __init__(self, url, user=None, password=None, timeout=5):
+        host, port = url.split("://", 1)[-1].rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=margin(timeout))
+        self.buf = b""
+        self.sid = 0
+        info = self._line()
+        if not info.startswith(b"INFO "):
+            raise NatsError(info)
+        opts = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True,
+                "protocol": 1, "lang": "python-test", "version": "0"}
+        if user is not None:
+            opts.update(user=user, **{"pass": password})
+        self.sock.sendall(b"CONNECT " + json.dumps(opts).encode() + b"\r\nPING\r\n")
+        reply = self._line()
+        if reply.startswith(b"-ERR"):
+            raise NatsError(reply.decode())
+        if reply != b"PONG":
+            raise NatsError(reply)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise NatsError("connection closed")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _bytes(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def subscribe(self, subject, queue=None):
+        self.sid += 1
+        q = f" {queue}" if queue else ""
+        self.sock.sendall(f"SUB {subject}{q} {self.sid}\r\nPING\r\n".encode())
+        return self.sid
+
+    def publish(self, subject, payload=b"", reply=None, headers=None):
+        r = f" {reply}" if reply else ""
+        if headers:
+            h = "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            hb = h.encode()
+            self.sock.sendall(f"HPUB {subject}{r} {len(hb)} {len(hb) + len(payload)}\r\n".encode()
+                              + hb + payload + b"\r\n")
+        else:
+            self.sock.sendall(f"PUB {subject}{r} {len(payload)}\r\n".encode() + payload + b"\r\n")
+
+    def next_msg(self, timeout=5):
+        """(subject, headers dict, payload) of the next message; errors raise."""
+        self.sock.settimeout(margin(timeout))
+        while True:
+            line = self._line()
+            if line == b"PING":
+                self.sock.sendall(b"PONG\r\n")
+                continue
+            if line in (b"PONG", b"+OK"):
+                continue
+            if line.startswith(b"-ERR"):
+                raise NatsError(line.decode())
+            parts = line.decode().split()
+            if parts[0] == "MSG":
+                n = int(parts[-1])
+                return parts[1], {}, self._bytes(n)
+            if parts[0] == "HMSG":
+                hlen, total = int(parts[-2]), int(parts[-1])
+                raw = self._bytes(total)
+                head = raw[:hlen].decode().split("\r\n")
+                headers = {"status": head[0][9:].strip()}
+                for h in head[1:]:
+                    if ":" in h:
+                        k, _, v = h.partition(":")
+                        headers[k.strip()] = v.strip()
+                return parts[1], headers, raw[hlen:]
+
+    def request(self, subject, payload=b"", timeout=5, headers=None):
+        self.sid += 1
+        inbox = f"_INBOX.test{os.getpid()}.{self.sid}"
+        self.sock.sendall(f"SUB {inbox} {self.sid}\r\n".encode())
+        self.publish(subject, payload, reply=inbox, headers=headers)
+        return self.next_msg(timeout)
+
+    def close(self):
+        self.sock.close()

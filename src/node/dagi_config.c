@@ -1,10 +1,11 @@
 #include "dagi_config.h"
 
-#include "err.h"
-#include "mem.h"
+#include "core/err.h"
+#include "core/mem.h"
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define KB 1024.0
 #define MB (1024.0 * 1024.0)
@@ -128,6 +129,68 @@ static const struct dagi_cfg_schema client_schema = {
     "http_client", "Outbound HTTP (model providers, Telegram, webhooks).",
     sizeof(SECTION_OF(http_client)), client_fields, DAGI_ARRAY_LEN(client_fields), NULL};
 
+static const struct dagi_cfg_field consumer_fields[] = {
+    {"max_deliver", DAGI_CFG_INT, offsetof(SECTION_OF(bus.consumer), max_deliver), "5", 1, 1000,
+     NULL, NULL, 0, "Deliveries of a failing message before it goes to the dead-letter stream."},
+    {"backoff_base", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus.consumer), backoff_base), "1s",
+     10, HOUR, NULL, NULL, 0, "First retry delay; doubled for every further delivery."},
+    {"backoff_max", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus.consumer), backoff_max), "5m", 10,
+     24 * HOUR, NULL, NULL, 0, "Longest retry delay."},
+    {"ack_wait", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus.consumer), ack_wait), "30s", 100,
+     HOUR, NULL, NULL, 0, "A message whose handler never answers is redelivered after this."},
+};
+static const struct dagi_cfg_schema consumer_schema = {
+    "bus.consumer", "Defaults for JetStream pull consumers (jobs, Telegram updates).",
+    sizeof(SECTION_OF(bus.consumer)), consumer_fields, DAGI_ARRAY_LEN(consumer_fields), NULL};
+
+static void check_bus(void *record, struct dagi_cfg_ctx *ctx)
+{
+    SECTION_OF(bus) *bus = record;
+    const char *u = bus->url;
+    if (strcmp(u, "embedded") != 0 && strcmp(u, "none") != 0 && strncmp(u, "nats://", 7) != 0 &&
+        strncmp(u, "tls://", 6) != 0)
+        dagi_cfg_report(ctx, "url", "must be embedded, none, or nats://host:port[,...]");
+}
+
+static const struct dagi_cfg_field bus_fields[] = {
+    {"url", DAGI_CFG_STRING, offsetof(SECTION_OF(bus), url), "embedded", 1, 4096, NULL, NULL,
+     DAGI_CFG_RESTART,
+     "`embedded` runs nats-server as a child; `nats://host:port[,...]` joins a server or "
+     "cluster; `none` keeps requests in-process and has no JetStream."},
+    {"user", DAGI_CFG_STRING, offsetof(SECTION_OF(bus), user), NULL, 0, 256, NULL, NULL,
+     DAGI_CFG_RESTART, "NATS user for a nats:// url (deploy/nats/ has one per role)."},
+    {"password_env", DAGI_CFG_STRING, offsetof(SECTION_OF(bus), password_env),
+     "DAGI_NATS_PASSWORD", 1, 256, NULL, NULL, DAGI_CFG_RESTART,
+     "Name of the environment variable holding that user's password."},
+    {"inprocess", DAGI_CFG_BOOL, offsetof(SECTION_OF(bus), inprocess), "true", 0, 0, NULL, NULL,
+     DAGI_CFG_RESTART, "Deliver requests to roles in this process without a trip through NATS."},
+    {"nats_server", DAGI_CFG_STRING, offsetof(SECTION_OF(bus), nats_server), "nats-server", 1,
+     4096, NULL, NULL, DAGI_CFG_RESTART, "The nats-server binary for the embedded bus."},
+    {"max_payload", DAGI_CFG_SIZE, offsetof(SECTION_OF(bus), max_payload), "8MB", 1 * KB, 64 * MB,
+     NULL, NULL, DAGI_CFG_RESTART, "Largest message; bigger inputs travel as blob references."},
+    {"request_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), request_timeout), "30s", 10,
+     HOUR, NULL, NULL, 0, "Default deadline of a request between roles."},
+    {"reconnect_wait", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), reconnect_wait), "100ms", 10,
+     60 * SECOND, NULL, NULL, DAGI_CFG_RESTART, "First reconnect delay, doubled up to 5 s."},
+    {"reconnect_buffer", DAGI_CFG_SIZE, offsetof(SECTION_OF(bus), reconnect_buffer), "8MB", 0,
+     1 * GB, NULL, NULL, DAGI_CFG_RESTART,
+     "Publishes kept while NATS is unreachable; past it publishing fails with an error."},
+    {"dedup_window", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), dedup_window), "2m", 1000,
+     24 * HOUR, NULL, NULL, DAGI_CFG_RESTART, "JetStream de-duplication window (Nats-Msg-Id)."},
+    {"event_max_age", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), event_max_age), "7d",
+     60 * SECOND, 3650 * 24 * HOUR, NULL, NULL, DAGI_CFG_RESTART, "Age limit of the event stream."},
+    {"work_max_age", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), work_max_age), "1d",
+     60 * SECOND, 365 * 24 * HOUR, NULL, NULL, DAGI_CFG_RESTART,
+     "Age limit of sealed inputs waiting in the work stream."},
+    {"dlq_max_age", DAGI_CFG_DURATION, offsetof(SECTION_OF(bus), dlq_max_age), "30d", 60 * SECOND,
+     3650 * 24 * HOUR, NULL, NULL, DAGI_CFG_RESTART, "Age limit of the dead-letter stream."},
+    {"consumer", DAGI_CFG_SECTION, offsetof(SECTION_OF(bus), consumer), NULL, 0, 0, NULL,
+     &consumer_schema, 0, "Pull consumer defaults."},
+};
+static const struct dagi_cfg_schema bus_schema = {"bus", "The bus: NATS and JetStream.",
+                                                  sizeof(SECTION_OF(bus)), bus_fields,
+                                                  DAGI_ARRAY_LEN(bus_fields), check_bus};
+
 static const struct dagi_cfg_field top_fields[] = {
     {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
      0, "This node."},
@@ -141,6 +204,8 @@ static const struct dagi_cfg_field top_fields[] = {
      &workers_schema, 0, "The bounded worker pool."},
     {"http_client", DAGI_CFG_SECTION, offsetof(struct dagi_config, http_client), NULL, 0, 0, NULL,
      &client_schema, 0, "Outbound HTTP."},
+    {"bus", DAGI_CFG_SECTION, offsetof(struct dagi_config, bus), NULL, 0, 0, NULL, &bus_schema, 0,
+     "The bus: NATS and JetStream."},
 };
 
 const struct dagi_cfg_schema dagi_config_schema = {

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "core/err.h"
 
 #define DAGI_ADMIN_KEY_PREFIX "dagi_admin_"
 #define DAGI_ADMIN_KEY_HASH_BYTES 32

@@ -23,7 +23,7 @@
 
 #include "adminkey.h"
 #include "dagi_config.h"
-#include "err.h"
+#include "core/err.h"
 
 struct event_base;
 struct dagi_node;
@@ -32,6 +32,9 @@ struct dagi_http_client;
 struct dagi_pool;
 struct dagi_loopq;
 struct dagi_metrics;
+struct dagi_bus;
+struct dagi_js;
+struct dagi_seal_keyring;
 
 struct dagi_role {
     const char *name; /* the subcommand: "gateway", "router", ... */
@@ -67,6 +70,14 @@ struct dagi_pool *dagi_node_pool(struct dagi_node *node);
 struct dagi_loopq *dagi_node_loopq(struct dagi_node *node);
 struct dagi_metrics *dagi_node_metrics(struct dagi_node *node);
 const struct dagi_admin_key *dagi_node_admin_key(struct dagi_node *node);
+/* The bus (never NULL once started) and JetStream (NULL when bus.url is
+ * "none"); the sealing keyring for content that travels through streams. */
+struct dagi_bus *dagi_node_bus(struct dagi_node *node);
+struct dagi_js *dagi_node_js(struct dagi_node *node);
+const struct dagi_seal_keyring *dagi_node_seal(struct dagi_node *node);
+/* Runs fn on the loop once the JetStream streams exist (at once if they
+ * already do; never without JetStream).  Consumers start from here. */
+void dagi_node_on_streams_ready(struct dagi_node *node, void (*fn)(void *ud), void *ud);
 /* The current configuration: a new reference the caller releases with
  * dagi_config_snapshot_unref().  Safe from any thread. */
 struct dagi_config_snapshot *dagi_node_config(struct dagi_node *node);

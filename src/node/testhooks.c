@@ -7,9 +7,9 @@
 
 #if DAGI_TEST_HOOKS
 
-#include "clock.h"
-#include "http_server.h"
-#include "mem.h"
+#include "core/clock.h"
+#include "core/http_server.h"
+#include "core/mem.h"
 #include "node.h"
 
 #include <event2/event.h>
@@ -182,6 +182,7 @@ void dagi_testhooks_register(struct dagi_node *n)
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))
             abort();
+    dagi_testhooks_bus_register(n);
 }
 
 #else

@@ -1,12 +1,13 @@
 #include "node_routes.h"
 
+#include "bus_routes.h"
 #include "dagi_build.h"
-#include "clock.h"
-#include "http_server.h"
-#include "mem.h"
-#include "metrics.h"
+#include "core/clock.h"
+#include "core/http_server.h"
+#include "core/mem.h"
+#include "core/metrics.h"
 #include "node.h"
-#include "pool.h"
+#include "core/pool.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -75,12 +76,13 @@ static void on_admin_status(struct dagi_http_req *req, void *ud)
     json_t *roles = json_array();
     for (size_t i = 0; i < o->role_count; i++)
         json_array_append_new(roles, json_string(o->roles[i]->name));
-    json_t *body = json_pack("{s:s,s:s,s:s,s:i,s:f,s:o,s:s?,s:s,s:b}", "node", c->node.name,
+    json_t *body = json_pack("{s:s,s:s,s:s,s:i,s:f,s:o,s:s?,s:s,s:b,s:o}", "node", c->node.name,
                              "version", DAGI_VERSION, "process", o->process_name, "pid",
                              (json_int_t)getpid(), "uptime_seconds",
                              (double)(dagi_clock_now_ms() - dagi_node_start_ms(n)) / 1000.0,
                              "roles", roles, "config", o->config_path, "data_dir",
-                             c->node.data_dir, "test_hooks", (int)DAGI_TEST_HOOKS);
+                             c->node.data_dir, "test_hooks", (int)DAGI_TEST_HOOKS, "bus",
+                             dagi_node_bus_json(n));
     dagi_http_respond_json(req, 200, body);
 }
 
@@ -109,5 +111,6 @@ void dagi_node_routes_register(struct dagi_node *n)
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))
             abort(); /* a duplicate core route is a programming error */
+    dagi_bus_routes_register(n);
     dagi_testhooks_register(n);
 }

@@ -1,6 +1,6 @@
 #include "adminkey.h"
 
-#include "mem.h"
+#include "core/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,15 +5,18 @@
 
 #include "dagi_build.h"
 #include "gate.h"
-#include "http_client.h"
-#include "http_server.h"
-#include "clock.h"
-#include "log.h"
-#include "loopq.h"
-#include "mem.h"
-#include "metrics.h"
+#include "core/http_client.h"
+#include "core/http_server.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/loopq.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "node_bus.h"
 #include "node_routes.h"
-#include "pool.h"
+#include "core/pool.h"
+#include "bus/bus.h"
+#include "bus/natsd.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -46,6 +49,7 @@ struct dagi_node {
     struct dagi_http_client *client;
     struct dagi_metrics *metrics;
     struct dagi_admin_key admin_key;
+    struct dagi_node_bus bus;
 
     pthread_mutex_t config_lock; /* guards the pointer swap for other threads */
     struct dagi_config_snapshot *config;
@@ -98,6 +102,43 @@ struct dagi_loopq *dagi_node_loopq(struct dagi_node *n)
 struct dagi_metrics *dagi_node_metrics(struct dagi_node *n)
 {
     return n->metrics;
+}
+struct dagi_bus *dagi_node_bus(struct dagi_node *n)
+{
+    return n->bus.bus;
+}
+struct dagi_js *dagi_node_js(struct dagi_node *n)
+{
+    return n->bus.js;
+}
+const struct dagi_seal_keyring *dagi_node_seal(struct dagi_node *n)
+{
+    return &n->bus.seal;
+}
+
+json_t *dagi_node_bus_json(struct dagi_node *n)
+{
+    struct dagi_node_bus *nb = &n->bus;
+    const struct dagi_config *c = n->config->cfg;
+    return json_pack("{s:s,s:b,s:b,s:b,s:I}", "url", c->bus.url, "connected",
+                     nb->bus && dagi_bus_connected(nb->bus), "jetstream", nb->js != NULL,
+                     "streams_ready", nb->provisioned, "nats_pid",
+                     (json_int_t)(nb->natsd ? dagi_natsd_pid(nb->natsd) : 0));
+}
+
+void dagi_node_on_streams_ready(struct dagi_node *n, void (*fn)(void *ud), void *ud)
+{
+    struct dagi_node_bus *nb = &n->bus;
+    if (nb->js && nb->provisioned) {
+        fn(ud);
+        return;
+    }
+    if (!nb->js)
+        return; /* no JetStream: never */
+    if (nb->on_ready_count == DAGI_ARRAY_LEN(nb->on_ready))
+        abort(); /* a programming error: raise the table size */
+    nb->on_ready[nb->on_ready_count].fn = fn;
+    nb->on_ready[nb->on_ready_count++].ud = ud;
 }
 const struct dagi_admin_key *dagi_node_admin_key(struct dagi_node *n)
 {
@@ -335,15 +376,17 @@ static int prepare_data_dir(struct dagi_node *n, const char *dir, struct dagi_er
     return DAGI_OK;
 }
 
-/* Writes the bound address to <data_dir>/http.addr (atomically), so scripts
- * and tests that asked for port 0 learn the port without racing. */
+/* Writes the listener's base URL to <data_dir>/http.addr (atomically), so
+ * scripts, tests that asked for port 0, and the CLI find the node. */
 static void write_addr_file(struct dagi_node *n, const char *dir)
 {
     n->addr_file = dagi_xasprintf("%s/http.addr", dir);
     char *tmp = dagi_xasprintf("%s.tmp", n->addr_file);
     FILE *f = fopen(tmp, "w");
     if (f) {
-        fprintf(f, "%s\n", dagi_http_server_address(n->http));
+        const struct dagi_config *c = n->config->cfg;
+        fprintf(f, "%s://%s\n", c->http.tls.cert ? "https" : "http",
+                dagi_http_server_address(n->http));
         if (fclose(f) == 0)
             rename(tmp, n->addr_file);
     }
@@ -385,6 +428,9 @@ static int start(struct dagi_node *n, struct dagi_error *err)
         return dagi_error_set(err, DAGI_EIO, "cannot create the event loop");
     n->loopq = dagi_loopq_new(n->base);
     n->pool = dagi_pool_new(n->base, (unsigned)c->workers.threads, (size_t)c->workers.queue);
+    rc = dagi_node_bus_start(n, &n->bus, err);
+    if (rc)
+        return rc;
 
     struct dagi_http_limit *limits =
         dagi_xcalloc(c->http.limits.count ? c->http.limits.count : 1, sizeof(*limits));
@@ -445,8 +491,11 @@ static void teardown(struct dagi_node *n)
         dagi_http_server_free(n->http);
     if (n->client)
         dagi_http_client_free(n->client);
+    dagi_testhooks_bus_stop();
+    /* Pool first: its jobs may use JetStream, and their completions run now. */
     if (n->pool)
         dagi_pool_free(n->pool);
+    dagi_node_bus_stop(&n->bus);
     if (n->loopq)
         dagi_loopq_free(n->loopq);
     struct event *events[] = {n->sig_term, n->sig_int,         n->sig_hup,

@@ -11,7 +11,7 @@
 #ifndef DAGI_GATE_H
 #define DAGI_GATE_H
 
-#include "http_server.h"
+#include "core/http_server.h"
 
 struct dagi_node;
 

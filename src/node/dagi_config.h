@@ -13,9 +13,10 @@
 #define DAGI_DAGI_CONFIG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "core/config.h"
 
 struct dagi_http_limit_config {
     char *prefix;
@@ -57,6 +58,27 @@ struct dagi_config {
         int64_t max_per_host;
         char *ca_file;
     } http_client;
+    struct {
+        char *url; /* "embedded", "none" or nats://... */
+        char *user;
+        char *password_env;
+        bool inprocess;
+        char *nats_server;
+        int64_t max_payload;
+        int64_t request_timeout;
+        int64_t reconnect_wait;
+        int64_t reconnect_buffer;
+        int64_t dedup_window;
+        int64_t event_max_age;
+        int64_t work_max_age;
+        int64_t dlq_max_age;
+        struct {
+            int64_t max_deliver;
+            int64_t backoff_base;
+            int64_t backoff_max;
+            int64_t ack_wait;
+        } consumer;
+    } bus;
 };
 
 extern const struct dagi_cfg_schema dagi_config_schema;

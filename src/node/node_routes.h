@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 struct dagi_node;
 struct dagi_node_opts;
@@ -20,8 +20,12 @@ bool dagi_node_draining(struct dagi_node *node);
 int64_t dagi_node_start_ms(struct dagi_node *node);
 const struct dagi_node_opts *dagi_node_options(struct dagi_node *node);
 int dagi_node_reload_now(struct dagi_node *node, struct dagi_buf *errors_out);
+json_t *dagi_node_bus_json(struct dagi_node *node);
 
 /* Test-only routes (testhooks.c); a no-op unless built with test_hooks. */
 void dagi_testhooks_register(struct dagi_node *node);
+/* Test-only bus responders, routes and consumer (testhooks_bus.c). */
+void dagi_testhooks_bus_register(struct dagi_node *node);
+void dagi_testhooks_bus_stop(void);
 
 #endif
