@@ -6,10 +6,12 @@ set -eu
 
 # build: compile (gcc and clang), unit tests (cmocka), sanitizers, e2e harness
 # (Python's standard library only), TLS fixtures (openssl), the embedded bus
-# (nats-server, also started by tests).
+# (nats-server, also started by tests), the stores (SQLite; PostgreSQL, whose
+# server the tests start in a temp dir).
 BUILD_PKGS="build-essential pkg-config meson ninja-build clang libcmocka-dev \
 libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsodium-dev \
-libnats-dev nats-server python3 openssl ca-certificates"
+libnats-dev nats-server libsqlite3-dev libpq-dev postgresql-15 python3 openssl \
+ca-certificates"
 # bench: the load generator and the baseline server.
 BENCH_PKGS="wrk nginx-light procps util-linux"
 # fuzz: clang's libFuzzer and sanitizer runtimes.

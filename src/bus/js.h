@@ -48,6 +48,13 @@ struct dagi_js_opts {
 /* A JetStream context on the bus's connection (DAGI_EUNAVAIL without NATS). */
 int dagi_js_new(struct dagi_bus *bus, const struct dagi_js_opts *opts, struct dagi_js **out,
                 struct dagi_error *err);
+/* The same on a plain libnats connection (tests, tools); dagi_js_new calls
+ * it with dagi_bus_nats(bus).  The connection must outlive the context. */
+typedef struct __natsConnection natsConnection;
+int dagi_js_new_conn(natsConnection *nc, const struct dagi_js_opts *opts, struct dagi_js **out,
+                     struct dagi_error *err);
+/* Async publishes still awaiting their ack get acked(ud, DAGI_ECANCELED, ..)
+ * from inside this call (on the caller's thread, i.e. the loop). */
 void dagi_js_free(struct dagi_js *js);
 
 /* Creates or updates the four streams; done(ud, err, message) on the loop. */
