@@ -5,6 +5,9 @@
 #include "core/config.h"
 #include "node/dagi_config.h"
 #include "node/admin_client.h"
+#include "node/node_store.h"
+#include "store/db.h"
+#include "store/migrate.h"
 #include "node/node.h"
 
 #include <jansson.h>
@@ -32,6 +35,7 @@ static void usage_main(FILE *out)
     fprintf(out, "  config check FILE validate a configuration file (exit 2 when invalid)\n"
                  "  config docs       print the configuration reference (Markdown)\n"
                  "  config keys       list every configuration key and its DAGI_* variable\n"
+                 "  db status|migrate  the relational store's schema version; apply migrations\n"
                  "  dlq list|show SEQ|replay SEQ\n"
                  "                    dead letters of a running node (through its admin API)\n"
                  "  version           print the version\n"
@@ -153,6 +157,70 @@ static int cmd_config(int argc, char **argv)
     fprintf(stderr, "dagi config: unknown subcommand '%s'\n", argv[1]);
     usage_config(stderr);
     return EXIT_USAGE;
+}
+
+static void usage_db(FILE *out)
+{
+    fprintf(out, "usage: dagi db status     schema version of the store and pending migrations\n"
+                 "       dagi db migrate    apply pending migrations (a node does this at start)\n"
+                 "options: -c, --config FILE   -d, --data-dir DIR\n"
+                 "The store is store.url, or sqlite:<data_dir>/dagi.db.\n");
+}
+
+static int cmd_db(int argc, char **argv)
+{
+    static const struct option options[] = {{"data-dir", required_argument, NULL, 'd'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *data_dir = NULL, *config = getenv("DAGI_CONFIG");
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:c:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd': data_dir = optarg; break;
+        case 'c': config = optarg; break;
+        case 'h': usage_db(stdout); return 0;
+        default: usage_db(stderr); return EXIT_USAGE;
+        }
+    }
+    const char *verb = optind < argc ? argv[optind] : NULL;
+    if (!verb || optind + 1 != argc || (strcmp(verb, "status") && strcmp(verb, "migrate"))) {
+        usage_db(stderr);
+        return EXIT_USAGE;
+    }
+    struct dagi_cfg_errors errs;
+    struct dagi_config_snapshot *snap = NULL;
+    dagi_cfg_errors_init(&errs);
+    struct dagi_config_overrides ov = {.envp = environ, .data_dir = data_dir};
+    if (dagi_config_snapshot_load(config && *config ? config : NULL, &ov, &snap, &errs)) {
+        fputs(dagi_buf_str(&errs.text), stderr);
+        dagi_cfg_errors_release(&errs);
+        return EXIT_USAGE;
+    }
+    dagi_cfg_errors_release(&errs);
+    const struct dagi_config *cfg = snap->cfg;
+    char *url = dagi_node_store_url(NULL, cfg->store.url, cfg->node.data_dir);
+    struct dagi_db *db = NULL;
+    struct dagi_error err = {0};
+    struct dagi_migrate_status st = {0};
+    struct dagi_db_opts o = {.pool_size = 1, .busy_timeout_ms = (unsigned)cfg->store.busy_timeout};
+    int rc = dagi_db_open(url, &o, &db, &err);
+    if (!rc)
+        rc = strcmp(verb, "migrate") == 0 ? dagi_migrate(db, NULL, 0, &st, &err)
+                                          : dagi_migrate_status(db, NULL, 0, &st, &err);
+    if (rc) {
+        fprintf(stderr, "dagi db %s: %s\n", verb, err.message);
+    } else {
+        printf("backend: %s\nschema version: %lld of %lld\npending migrations: %zu\n",
+               dagi_db_backend(db)->name, (long long)st.current, (long long)st.latest,
+               st.pending);
+    }
+    if (db)
+        dagi_db_close(db);
+    free(url);
+    dagi_config_snapshot_unref(snap);
+    return rc ? 1 : 0;
 }
 
 static void usage_dlq(FILE *out)
@@ -280,6 +348,8 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "dlq") == 0)
         return cmd_dlq(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0)
+        return cmd_db(argc - 1, argv + 1);
     fprintf(stderr, "dagi: unknown command '%s'\n\n", cmd);
     usage_main(stderr);
     return EXIT_USAGE;

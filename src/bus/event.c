@@ -89,8 +89,9 @@ static void format_time(int64_t ms, char out[32])
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    char stamp[24];
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%.19s.%03uZ", stamp, (unsigned)frac % 1000u);
 }
 
 char *dagi_event_build(const char *type, const char *source, const char *trace_id, json_t *data,

@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000LL)
+#define MS_TO_NS(ms) ((int64_t)(ms)*1000000LL)
 #define DAY_MS (24LL * 3600 * 1000)
 /* the sweeper gives libnats' own MaxWait timeout this much head start */
 #define SWEEP_GRACE_MS 5000
@@ -150,18 +150,29 @@ static struct dagi_js *live_find(uintptr_t id)
 int dagi_js_err_from_nats(natsStatus s)
 {
     switch (s) {
-    case NATS_OK: return DAGI_OK;
-    case NATS_TIMEOUT: return DAGI_ETIMEDOUT;
-    case NATS_NOT_FOUND: return DAGI_ENOENT;
-    case NATS_NO_RESPONDERS: return DAGI_EUNAVAIL; /* JetStream off, or no stream */
-    case NATS_INSUFFICIENT_BUFFER: return DAGI_EAGAIN; /* reconnect buffer full */
-    case NATS_MAX_PAYLOAD: return DAGI_ETOOBIG;
-    case NATS_CONNECTION_CLOSED: return DAGI_ECLOSED;
+    case NATS_OK:
+        return DAGI_OK;
+    case NATS_TIMEOUT:
+        return DAGI_ETIMEDOUT;
+    case NATS_NOT_FOUND:
+        return DAGI_ENOENT;
+    case NATS_NO_RESPONDERS:
+        return DAGI_EUNAVAIL; /* JetStream off, or no stream */
+    case NATS_INSUFFICIENT_BUFFER:
+        return DAGI_EAGAIN; /* reconnect buffer full */
+    case NATS_MAX_PAYLOAD:
+        return DAGI_ETOOBIG;
+    case NATS_CONNECTION_CLOSED:
+        return DAGI_ECLOSED;
     case NATS_INVALID_ARG:
-    case NATS_INVALID_SUBJECT: return DAGI_EINVAL;
-    case NATS_NOT_PERMITTED: return DAGI_EPERM;
-    case NATS_NO_MEMORY: return DAGI_ENOMEM;
-    default: return DAGI_EIO;
+    case NATS_INVALID_SUBJECT:
+        return DAGI_EINVAL;
+    case NATS_NOT_PERMITTED:
+        return DAGI_EPERM;
+    case NATS_NO_MEMORY:
+        return DAGI_ENOMEM;
+    default:
+        return DAGI_EIO;
     }
 }
 
@@ -550,8 +561,12 @@ static void stream_config(const struct dagi_js *js, const struct stream_def *d, 
     c->SubjectsLen = d->nsubjects;
     c->Retention = d->retention;
     c->Storage = js_FileStorage;
-    c->MaxAge = MS_TO_NS(d->max_age_ms);                    /* ns! */
-    c->Duplicates = MS_TO_NS(js->opts.dedup_window_ms);      /* ns! */
+    /* the server refuses a de-duplication window longer than the max age */
+    int64_t dedup_ms = js->opts.dedup_window_ms;
+    if (d->max_age_ms > 0 && dedup_ms > d->max_age_ms)
+        dedup_ms = d->max_age_ms;
+    c->MaxAge = MS_TO_NS(d->max_age_ms); /* NANOSECONDS */
+    c->Duplicates = MS_TO_NS(dedup_ms);  /* NANOSECONDS */
     c->MaxMsgSize = DAGI_JS_MAX_MSG_SIZE;
     c->Replicas = js->opts.replicas;
     c->DenyDelete = d->deny_delete_purge;
@@ -590,9 +605,8 @@ static int provision_stream(struct dagi_js *js, const struct stream_def *d, stru
     }
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK)
-        return dagi_error_set(err, dagi_js_err_from_nats(s), "%s stream %s: %s (%s, code %d)",
-                              what, d->name, natsStatus_GetText(s), nats_GetLastError(NULL),
-                              (int)jerr);
+        return dagi_error_set(err, dagi_js_err_from_nats(s), "%s stream %s: %s (%s, code %d)", what,
+                              d->name, natsStatus_GetText(s), nats_GetLastError(NULL), (int)jerr);
     return DAGI_OK;
 }
 
@@ -643,13 +657,12 @@ static void on_provision_done(void *arg, bool cancelled)
     free(job);
 }
 
-void dagi_js_provision(struct dagi_js *js,
-                       void (*done)(void *ud, int err, const char *message), void *ud)
+void dagi_js_provision(struct dagi_js *js, void (*done)(void *ud, int err, const char *message),
+                       void *ud)
 {
     struct provision_job *job = dagi_xcalloc(1, sizeof(*job));
     *job = (struct provision_job){.js = js, .done = done, .ud = ud};
-    int rc = js ? dagi_js_run_off_loop(js, on_provision_work, on_provision_done, job)
-                : DAGI_EINVAL;
+    int rc = js ? dagi_js_run_off_loop(js, on_provision_work, on_provision_done, job) : DAGI_EINVAL;
     if (rc) {
         done(ud, rc, "cannot run provisioning off the loop (no loopq, or no threads)");
         free(job);

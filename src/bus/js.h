@@ -73,7 +73,8 @@ struct dagi_js_header {
  * NULL: no de-duplication).  acked(ud, err, seq, duplicate) runs on the loop
  * once the stream has stored it (or refused, or timed out: DAGI_ETIMEDOUT).
  * While NATS is down the publish is buffered by the connection; if the
- * buffer is full it fails at once with DAGI_EAGAIN - never silently. */
+ * buffer is full it fails at once with DAGI_EAGAIN - never silently.
+ * When it returns an error, acked is not called. */
 int dagi_js_publish(struct dagi_js *js, const char *subject, const void *data, size_t len,
                     const char *msg_id, const struct dagi_js_header *headers, size_t header_count,
                     void (*acked)(void *ud, int err, uint64_t seq, bool duplicate), void *ud);
@@ -110,11 +111,17 @@ struct dagi_js_msg {
 typedef void (*dagi_js_handler_fn)(struct dagi_js_delivery *d, const struct dagi_js_msg *msg,
                                    void *ud);
 
-/* Creates the durable consumer if needed and starts its fetch thread. */
+/* Starts the consumer's fetch thread, which creates (or updates) the durable
+ * consumer and binds to it - retrying every second, with a log line, while
+ * the stream or NATS is not there - then fetches.  Fails at once only for
+ * bad arguments. */
 int dagi_js_consume(struct dagi_js *js, const struct dagi_js_consumer_opts *opts,
                     dagi_js_handler_fn handler, void *ud, struct dagi_js_consumer **out,
                     struct dagi_error *err);
-/* Stops fetching; deliveries in flight may still be finished. */
+/* Stops fetching (joins the thread: up to a second).  Deliveries already
+ * given to the handler may still be finished; those still queued for the
+ * loop are nak'ed for immediate redelivery instead.  The js context must
+ * outlive every consumer and delivery. */
 void dagi_js_consumer_stop(struct dagi_js_consumer *c);
 /* Done: the message is acknowledged. */
 void dagi_js_ack(struct dagi_js_delivery *d);

@@ -126,8 +126,7 @@ out:
     return rc;
 }
 
-int dagi_seal_keyring_load(struct dagi_seal_keyring *ring, const char *dir,
-                           struct dagi_error *err)
+int dagi_seal_keyring_load(struct dagi_seal_keyring *ring, const char *dir, struct dagi_error *err)
 {
     unsigned char raw[DAGI_SEAL_KEY_BYTES];
     char *path = dagi_xasprintf("%s/data.key", dir);
@@ -158,8 +157,8 @@ int dagi_seal_keyring_load(struct dagi_seal_keyring *ring, const char *dir,
     return rc;
 }
 
-int dagi_seal(const struct dagi_seal_keyring *ring, const void *plain, size_t len,
-              const void *aad, size_t aad_len, struct dagi_buf *out)
+int dagi_seal(const struct dagi_seal_keyring *ring, const void *plain, size_t len, const void *aad,
+              size_t aad_len, struct dagi_buf *out)
 {
     if (!ring || ring->count == 0 || (!plain && len))
         return DAGI_EINVAL;
@@ -174,8 +173,8 @@ int dagi_seal(const struct dagi_seal_keyring *ring, const void *plain, size_t le
     unsigned char *nonce = sealed + MAGIC_LEN + DAGI_SEAL_KEY_ID_BYTES;
     randombytes_buf(nonce, NONCE_BYTES);
     unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + HEADER_LEN, &clen, plain, len, aad,
-                                               aad_len, NULL, nonce, key->key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + HEADER_LEN, &clen, plain, len, aad, aad_len,
+                                               NULL, nonce, key->key);
     int rc = dagi_buf_append(out, sealed, HEADER_LEN + (size_t)clen);
     free(sealed);
     return rc;

@@ -191,6 +191,46 @@ static const struct dagi_cfg_schema bus_schema = {"bus", "The bus: NATS and JetS
                                                   sizeof(SECTION_OF(bus)), bus_fields,
                                                   DAGI_ARRAY_LEN(bus_fields), check_bus};
 
+static const struct dagi_cfg_field outbox_fields[] = {
+    {"relay", DAGI_CFG_BOOL, offsetof(SECTION_OF(store.outbox), relay), "true", 0, 0, NULL, NULL,
+     DAGI_CFG_RESTART, "Run an outbox relay in this process (one per database holds the lease)."},
+    {"batch", DAGI_CFG_INT, offsetof(SECTION_OF(store.outbox), batch), "500", 1, 10000, NULL,
+     NULL, DAGI_CFG_RESTART, "Rows read and published per round."},
+    {"poll_interval", DAGI_CFG_DURATION, offsetof(SECTION_OF(store.outbox), poll_interval), "10ms",
+     1, 60 * SECOND, NULL, NULL, DAGI_CFG_RESTART, "Wait between rounds when nothing is pending."},
+    {"lease", DAGI_CFG_DURATION, offsetof(SECTION_OF(store.outbox), lease), "10s", 100,
+     60 * SECOND, NULL, NULL, DAGI_CFG_RESTART,
+     "How long the relay's lease lasts; a standby takes over after it expires."},
+    {"retention", DAGI_CFG_DURATION, offsetof(SECTION_OF(store.outbox), retention), "1d",
+     60 * SECOND, 365 * 24 * HOUR, NULL, NULL, 0, "Published rows are purged after this."},
+};
+static const struct dagi_cfg_schema outbox_schema = {
+    "store.outbox", "The outbox relay (seed 5.2).", sizeof(SECTION_OF(store.outbox)),
+    outbox_fields, DAGI_ARRAY_LEN(outbox_fields), NULL};
+
+static void check_store(void *record, struct dagi_cfg_ctx *ctx)
+{
+    SECTION_OF(store) *st = record;
+    if (st->url && strncmp(st->url, "sqlite:", 7) != 0 && strncmp(st->url, "postgres://", 11) != 0 &&
+        strncmp(st->url, "postgresql://", 13) != 0)
+        dagi_cfg_report(ctx, "url", "must be sqlite:PATH or postgres://...");
+}
+
+static const struct dagi_cfg_field store_fields[] = {
+    {"url", DAGI_CFG_STRING, offsetof(SECTION_OF(store), url), NULL, 0, 4096, NULL, NULL,
+     DAGI_CFG_RESTART | DAGI_CFG_SECRET,
+     "`sqlite:PATH` or `postgres://user:pass@host/db`; unset = sqlite:<data_dir>/dagi.db."},
+    {"pool_size", DAGI_CFG_INT, offsetof(SECTION_OF(store), pool_size), "4", 1, 256, NULL, NULL,
+     DAGI_CFG_RESTART, "Database connections."},
+    {"busy_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(store), busy_timeout), "5s", 10,
+     60 * SECOND, NULL, NULL, DAGI_CFG_RESTART, "How long a statement waits for a lock."},
+    {"outbox", DAGI_CFG_SECTION, offsetof(SECTION_OF(store), outbox), NULL, 0, 0, NULL,
+     &outbox_schema, 0, "The outbox relay."},
+};
+static const struct dagi_cfg_schema store_schema = {"store", "The relational store.",
+                                                    sizeof(SECTION_OF(store)), store_fields,
+                                                    DAGI_ARRAY_LEN(store_fields), check_store};
+
 static const struct dagi_cfg_field top_fields[] = {
     {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
      0, "This node."},
@@ -206,6 +246,8 @@ static const struct dagi_cfg_field top_fields[] = {
      &client_schema, 0, "Outbound HTTP."},
     {"bus", DAGI_CFG_SECTION, offsetof(struct dagi_config, bus), NULL, 0, 0, NULL, &bus_schema, 0,
      "The bus: NATS and JetStream."},
+    {"store", DAGI_CFG_SECTION, offsetof(struct dagi_config, store), NULL, 0, 0, NULL,
+     &store_schema, 0, "The relational store."},
 };
 
 const struct dagi_cfg_schema dagi_config_schema = {

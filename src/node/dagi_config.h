@@ -79,6 +79,18 @@ struct dagi_config {
             int64_t ack_wait;
         } consumer;
     } bus;
+    struct {
+        char *url; /* NULL = sqlite:<data_dir>/dagi.db */
+        int64_t pool_size;
+        int64_t busy_timeout;
+        struct {
+            bool relay;
+            int64_t batch;
+            int64_t poll_interval;
+            int64_t lease;
+            int64_t retention;
+        } outbox;
+    } store;
 };
 
 extern const struct dagi_cfg_schema dagi_config_schema;

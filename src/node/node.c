@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "node_bus.h"
+#include "node_store.h"
 #include "node_routes.h"
 #include "core/pool.h"
 #include "bus/bus.h"
@@ -50,6 +51,7 @@ struct dagi_node {
     struct dagi_metrics *metrics;
     struct dagi_admin_key admin_key;
     struct dagi_node_bus bus;
+    struct dagi_node_store store;
 
     pthread_mutex_t config_lock; /* guards the pointer swap for other threads */
     struct dagi_config_snapshot *config;
@@ -111,6 +113,11 @@ struct dagi_js *dagi_node_js(struct dagi_node *n)
 {
     return n->bus.js;
 }
+struct dagi_db *dagi_node_db(struct dagi_node *n)
+{
+    return n->store.db;
+}
+
 const struct dagi_seal_keyring *dagi_node_seal(struct dagi_node *n)
 {
     return &n->bus.seal;
@@ -431,6 +438,9 @@ static int start(struct dagi_node *n, struct dagi_error *err)
     rc = dagi_node_bus_start(n, &n->bus, err);
     if (rc)
         return rc;
+    rc = dagi_node_store_start(n, &n->store, err);
+    if (rc)
+        return rc;
 
     struct dagi_http_limit *limits =
         dagi_xcalloc(c->http.limits.count ? c->http.limits.count : 1, sizeof(*limits));
@@ -492,10 +502,13 @@ static void teardown(struct dagi_node *n)
     if (n->client)
         dagi_http_client_free(n->client);
     dagi_testhooks_bus_stop();
-    /* Pool first: its jobs may use JetStream, and their completions run now. */
+    dagi_node_store_drain(&n->store);
+    /* Pool first: its jobs may use JetStream and the database, and their
+     * completions run now. */
     if (n->pool)
         dagi_pool_free(n->pool);
     dagi_node_bus_stop(&n->bus);
+    dagi_node_store_close(&n->store);
     if (n->loopq)
         dagi_loopq_free(n->loopq);
     struct event *events[] = {n->sig_term, n->sig_int,         n->sig_hup,

@@ -35,6 +35,7 @@ struct dagi_metrics;
 struct dagi_bus;
 struct dagi_js;
 struct dagi_seal_keyring;
+struct dagi_db;
 
 struct dagi_role {
     const char *name; /* the subcommand: "gateway", "router", ... */
@@ -75,6 +76,8 @@ const struct dagi_admin_key *dagi_node_admin_key(struct dagi_node *node);
 struct dagi_bus *dagi_node_bus(struct dagi_node *node);
 struct dagi_js *dagi_node_js(struct dagi_node *node);
 const struct dagi_seal_keyring *dagi_node_seal(struct dagi_node *node);
+/* The relational store, migrated to the code's schema (store.url). */
+struct dagi_db *dagi_node_db(struct dagi_node *node);
 /* Runs fn on the loop once the JetStream streams exist (at once if they
  * already do; never without JetStream).  Consumers start from here. */
 void dagi_node_on_streams_ready(struct dagi_node *node, void (*fn)(void *ud), void *ud);

@@ -83,7 +83,6 @@ int dagi_node_bus_start(struct dagi_node *node, struct dagi_node_bus *nb, struct
         url = dagi_natsd_url(nb->natsd);
         user = dagi_natsd_user(nb->natsd);
         password = dagi_natsd_password(nb->natsd);
-        dagi_log_info(NULL, "embedded nats-server started", "url", url);
     } else if (strcmp(c->bus.url, "none") != 0) {
         url = c->bus.url;
         user = c->bus.user;

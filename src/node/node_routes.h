@@ -27,5 +27,7 @@ void dagi_testhooks_register(struct dagi_node *node);
 /* Test-only bus responders, routes and consumer (testhooks_bus.c). */
 void dagi_testhooks_bus_register(struct dagi_node *node);
 void dagi_testhooks_bus_stop(void);
+/* Test-only outbox routes (testhooks_store.c). */
+void dagi_testhooks_store_register(struct dagi_node *node);
 
 #endif

@@ -183,6 +183,7 @@ void dagi_testhooks_register(struct dagi_node *n)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))
             abort();
     dagi_testhooks_bus_register(n);
+    dagi_testhooks_store_register(n);
 }
 
 #else
