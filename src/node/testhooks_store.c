@@ -15,6 +15,7 @@
 #include "store/db.h"
 #include "store/outbox.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,13 +28,47 @@ struct outbox_job {
     struct dagi_error err;
 };
 
+static int write_tx(struct dagi_db_conn *conn, struct outbox_job *job, struct dagi_error *err);
+
+/* Write transactions may be asked to retry (DAGI_EAGAIN: SQLite busy, a
+ * PostgreSQL serialization failure); every writer must. */
 static int write_events(struct dagi_db_conn *conn, void *ud, struct dagi_error *err)
 {
     struct outbox_job *job = ud;
+    int tries = 0;
     while (job->written < job->count) {
+        int rc = write_tx(conn, job, err);
+        if (rc == DAGI_EAGAIN && ++tries < 20)
+            continue;
+        if (rc)
+            return rc;
+        tries = 0;
+    }
+    return DAGI_OK;
+}
+
+static int write_tx(struct dagi_db_conn *conn, struct outbox_job *job, struct dagi_error *err)
+{
+    {
         int rc = dagi_db_begin(conn, true, err);
         if (rc)
             return rc;
+        /* On PostgreSQL each event records its transaction id, so a test can
+         * ask PostgreSQL for the real commit order (track_commit_timestamp). */
+        char xid[32] = "";
+        if (dagi_db_conn_dialect(conn) == DAGI_DB_POSTGRES) {
+            struct dagi_db_rows *rows;
+            rc = dagi_db_query(conn, "SELECT (txid_current() % 4294967296)::text", NULL, 0, &rows,
+                               err);
+            if (!rc && dagi_db_rows_next(rows, err) == 1)
+                snprintf(xid, sizeof(xid), "%s", dagi_db_col_text(rows, 0, NULL));
+            if (!rc)
+                dagi_db_rows_free(rows);
+            if (rc) {
+                dagi_db_rollback(conn);
+                return rc;
+            }
+        }
         int n = 0;
         for (; n < job->per_tx && job->written + n < job->count; n++) {
             struct dagi_outbox_event ev = {
@@ -42,7 +77,8 @@ static int write_events(struct dagi_db_conn *conn, void *ud, struct dagi_error *
                 .source = "test",
                 .aggregate_type = "test",
                 .aggregate_id = job->writer,
-                .data = json_pack("{s:s,s:i}", "writer", job->writer, "n", job->written + n),
+                .data = json_pack("{s:s,s:i,s:s}", "writer", job->writer, "n", job->written + n,
+                                  "xid", xid),
             };
             rc = dagi_outbox_add(conn, &ev, job->last_id, err);
             if (rc) {

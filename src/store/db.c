@@ -53,6 +53,11 @@ const struct dagi_db_ops *dagi_db_backend(struct dagi_db *db)
     return db->ops;
 }
 
+enum dagi_db_dialect dagi_db_conn_dialect(struct dagi_db_conn *conn)
+{
+    return conn->db->ops->dialect;
+}
+
 int dagi_db_acquire(struct dagi_db *db, struct dagi_db_conn **out, struct dagi_error *err)
 {
     return db->ops->acquire(db, out, err);

@@ -114,7 +114,11 @@ int dagi_db_open(const char *url, const struct dagi_db_opts *opts, struct dagi_d
 void dagi_db_close(struct dagi_db *db);
 enum dagi_db_dialect dagi_db_dialect(struct dagi_db *db);
 const struct dagi_db_ops *dagi_db_backend(struct dagi_db *db);
+/* The same, for code that holds only a connection (inside dagi_db_run). */
+enum dagi_db_dialect dagi_db_conn_dialect(struct dagi_db_conn *conn);
 
+/* The dialect of the database a connection belongs to. */
+enum dagi_db_dialect dagi_db_conn_dialect(struct dagi_db_conn *conn);
 int dagi_db_acquire(struct dagi_db *db, struct dagi_db_conn **out, struct dagi_error *err);
 void dagi_db_release(struct dagi_db_conn *conn);
 /* write = true takes the write lock up front (SQLite BEGIN IMMEDIATE). */

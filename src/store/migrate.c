@@ -10,7 +10,9 @@
  * The version is the highest one applied: a migration numbered below it
  * that was never applied (branches merged out of order) is not applied
  * later.  A database newer than this binary (current > latest) is left
- * alone: an older node may still run against it during a rolling update. */
+ * alone: an older node may still run against it during a rolling update.
+ * applied_at is Unix milliseconds from the business clock, as every other
+ * time column. */
 #include "store/migrate.h"
 
 #include "core/clock.h"
@@ -91,7 +93,7 @@ static int apply_one(struct dagi_db_conn *conn, const struct dagi_migration *m,
 {
     struct dagi_error inner = {0};
     struct dagi_db_value row[] = {dagi_db_int(m->version), dagi_db_text(m->name),
-                                  dagi_db_int(dagi_clock_now_ms() / 1000)};
+                                  dagi_db_int(dagi_clock_now_ms())};
     int rc = dagi_db_begin(conn, true, &inner);
     if (rc < 0)
         goto out;

@@ -382,3 +382,73 @@ class NatsClient:
 
     def close(self):
         self.sock.close()
+
+
+class PgServer:
+    """A throwaway PostgreSQL 15 in a temp dir on a free port.  initdb and
+    postgres refuse to run as root, so they run as the postgres user."""
+
+    BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="dagi-e2e-pg-")
+        os.chmod(self.tmp, 0o755)
+        self.data = os.path.join(self.tmp, "data")
+        os.mkdir(self.data)
+        as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_pg:
+            subprocess.run(["chown", "postgres:postgres", self.data], check=True)
+        subprocess.run(as_pg + [f"{self.BIN}/initdb", "-D", self.data, "-A", "trust", "-U",
+                                "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+                       check=True, capture_output=True)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.tmp} -c fsync=off "
+                "-c track_commit_timestamp=on -c max_connections=100")
+        subprocess.run(as_pg + [f"{self.BIN}/pg_ctl", "-D", self.data, "-l",
+                                os.path.join(self.tmp, "pg.log"), "-w", "-o", opts, "start"],
+                       check=True, capture_output=True)
+        self.as_pg = as_pg
+        self.psql("CREATE DATABASE dagi")
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/dagi"
+
+    def psql(self, sql, db="postgres"):
+        p = subprocess.run(self.as_pg + ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                                         "postgres", "-d", db, "-At", "-c", sql],
+                           check=True, capture_output=True, text=True)
+        return p.stdout
+
+    def stop(self):
+        subprocess.run(self.as_pg + [f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "immediate",
+                                     "stop"], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def stream_messages(client, stream, subject):
+    """Every message of `subject` in `stream`, in stream order, as
+    (seq, headers, data) - read with the JetStream API over the plain protocol."""
+    _, _, body = client.request(f"$JS.API.STREAM.INFO.{stream}", b"")
+    state = json.loads(body)["state"]
+    out = []
+    import base64
+    for seq in range(state["first_seq"], state["last_seq"] + 1):
+        _, _, body = client.request(f"$JS.API.STREAM.MSG.GET.{stream}",
+                                    json.dumps({"seq": seq}).encode())
+        doc = json.loads(body)
+        if "message" not in doc:
+            continue
+        m = doc["message"]
+        if m["subject"] != subject:
+            continue
+        out.append((m["seq"], m.get("hdrs"), json.loads(base64.b64decode(m["data"]))))
+    return out
+
+
+def embedded_nats_client(node):
+    with open(os.path.join(node.data_dir, "nats", "credentials")) as f:
+        creds = dict(line.split("=", 1) for line in f.read().split() if "=" in line)
+    with open(os.path.join(node.data_dir, "nats", "port")) as f:
+        url = f"nats://127.0.0.1:{f.read().strip()}"
+    return NatsClient(url, creds["user"], creds["password"])

@@ -44,6 +44,8 @@ struct pg_fixture {
     char dir[256];      /* temp root, 0755; dir/pg belongs to the server's user */
     char url[256];      /* the dagi_test database */
     char conninfo[256]; /* the same for libpq, keyword form */
+    uid_t uid;          /* the server's user: postgres when we are root */
+    gid_t gid;
 };
 
 static bool pg_fixture_available(void)
@@ -135,11 +137,8 @@ static pid_t pg_fixture_spawn(struct pg_fixture *f)
     if (pid != 0)
         return pid;
     pg_fixture_redirect(log);
-    if (geteuid() == 0) {
-        struct passwd *pw = getpwnam("postgres");
-        if (!pw || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-            _exit(126);
-    }
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(f->gid) != 0 || setuid(f->uid) != 0))
+        _exit(126);
     /* after setuid: a change of credentials clears the death signal */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -210,10 +209,14 @@ static int pg_fixture_start(struct pg_fixture *f)
     snprintf(log, sizeof(log), "%s/pg/postgres.log", f->dir);
     if (mkdir(pgdir, 0700) != 0)
         return -1;
-    if (geteuid() == 0) {
+    f->uid = geteuid();
+    f->gid = getegid();
+    if (f->uid == 0) { /* looked up here: getpwnam is not safe after fork */
         struct passwd *pw = getpwnam("postgres");
         if (!pw || chown(pgdir, pw->pw_uid, pw->pw_gid) != 0)
             return -1;
+        f->uid = pw->pw_uid;
+        f->gid = pw->pw_gid;
     }
     if (pg_fixture_initdb(f) != 0)
         return -1;

@@ -684,5 +684,7 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_err_names),
     };
+    if (getenv("BUS_TEST_FILTER")) /* e.g. "test_stream*" */
+        cmocka_set_test_filter(getenv("BUS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
