@@ -241,6 +241,16 @@ int dagi_bus_nats_subscribe(struct dagi_bus *bus, const char *subject, const cha
     return DAGI_OK;
 }
 
+/* The adapter writes when the loop next sees the socket writable, which
+ * batches everything published in one loop turn.  For the last message of
+ * an exchange that turn is pure latency (an epoll round and two epoll_ctl),
+ * so write now; libnats' event-loop write entry point does exactly what the
+ * adapter's write event would, on this same thread. */
+void dagi_bus_nats_flush_now(struct dagi_bus *bus)
+{
+    natsConnection_ProcessWriteEvent(bus->nc);
+}
+
 void dagi_bus_nats_unsubscribe(natsSubscription *sub)
 {
     if (!sub)
@@ -272,7 +282,8 @@ static int connect_nats(struct dagi_bus *bus, const struct dagi_bus_opts *opts,
     natsOptions *no = NULL;
     natsInbox *inbox = NULL;
     const char *what = "options";
-    unsigned wait_ms = opts->reconnect_wait_ms ? opts->reconnect_wait_ms : DEFAULT_RECONNECT_WAIT_MS;
+    unsigned wait_ms =
+        opts->reconnect_wait_ms ? opts->reconnect_wait_ms : DEFAULT_RECONNECT_WAIT_MS;
     size_t rbuf = opts->reconnect_buffer ? opts->reconnect_buffer : DEFAULT_RECONNECT_BUFFER;
     if (rbuf > INT32_MAX)
         rbuf = INT32_MAX;
@@ -294,6 +305,11 @@ static int connect_nats(struct dagi_bus *bus, const struct dagi_bus_opts *opts,
      * this connection must therefore never block (ours only enqueue). */
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(no, true);
+    /* With the event loop this only arms the loop's write event from the
+     * publishing thread, instead of waking libnats' flusher thread to do
+     * it: one thread hop less per message. */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(no, true);
     if (s == NATS_OK)
         s = natsOptions_SetAllowReconnect(no, true);
     if (s == NATS_OK)
@@ -369,8 +385,8 @@ int dagi_bus_new(struct event_base *base, const struct dagi_bus_opts *opts, stru
     sh->loopq = bus->loopq;
     sh->m_connected = dagi_metrics_gauge(bus->metrics, "dagi_bus_connected",
                                          "1 when the NATS connection is up", NULL);
-    sh->m_reconnects = dagi_metrics_counter(bus->metrics, "dagi_bus_reconnects_total",
-                                            "NATS reconnections", NULL);
+    sh->m_reconnects =
+        dagi_metrics_counter(bus->metrics, "dagi_bus_reconnects_total", "NATS reconnections", NULL);
     dagi_bus_rpc_init(bus);
 
     int rc = DAGI_OK;
@@ -401,8 +417,12 @@ void dagi_bus_free(struct dagi_bus *bus)
     sh->dead = true;
     pthread_mutex_unlock(&sh->lock);
     if (bus->nc) {
-        /* Close runs the adapter's detach on this thread: the loop's events
-         * for the socket are gone when it returns. */
+        /* Write out what is buffered (unsubscribes, cancels) ourselves:
+         * Close would otherwise flush with a PING and wait 500 ms for a PONG
+         * that only this very loop could read.  Close runs the adapter's
+         * detach on this thread, so the loop's events for the socket are
+         * gone when it returns. */
+        dagi_bus_nats_flush_now(bus);
         natsConnection_Close(bus->nc);
         natsConnection_Destroy(bus->nc);
         dagi_metric_set(sh->m_connected, NULL, 0);

@@ -115,6 +115,8 @@ struct dagi_bus {
 int dagi_bus_nats_subscribe(struct dagi_bus *bus, const char *subject, const char *queue,
                             enum bus_msg_kind kind, natsSubscription **out);
 void dagi_bus_nats_unsubscribe(natsSubscription *sub);
+/* Writes what is buffered on the connection now (loop thread only). */
+void dagi_bus_nats_flush_now(struct dagi_bus *bus);
 /* A libnats status as a dagi_err. */
 int dagi_bus_nats_err(natsStatus s);
 

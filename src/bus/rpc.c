@@ -48,6 +48,8 @@
 #define H_SEQ "Dagi-Seq"
 #define H_ERROR "Dagi-Error"
 
+static const char KIND_CHUNK[] = "chunk", KIND_FINAL[] = "final", KIND_ERROR[] = "error";
+
 enum path { PATH_INPROC, PATH_NATS };
 static const char *const path_names[] = {"inproc", "nats"};
 
@@ -190,7 +192,7 @@ static void ht_remove(struct bus_htable *t, struct bus_hnode *e)
     }
 }
 
-#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 /* Decimal without printf: this is on every message. */
 static char *u64_dec(uint64_t v, char buf[24])
@@ -347,7 +349,8 @@ static void call_send_cancel(struct dagi_bus_call *call)
     size_t dl = strlen(d);
     memcpy(subject + n, d, dl);
     memcpy(subject + n + dl, ".cancel", sizeof(".cancel"));
-    natsConnection_Publish(bus->nc, subject, NULL, 0);
+    if (natsConnection_Publish(bus->nc, subject, NULL, 0) == NATS_OK)
+        dagi_bus_nats_flush_now(bus);
 }
 
 static enum result result_of(int err)
@@ -513,6 +516,8 @@ static int request_nats(struct dagi_bus *bus, struct dagi_bus_call *call,
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(bus->nc, m);
     natsMsg_Destroy(m);
+    if (s == NATS_OK)
+        dagi_bus_nats_flush_now(bus);
     return dagi_bus_nats_err(s);
 }
 
@@ -740,6 +745,10 @@ static int nats_send(struct dagi_bus *bus, const char *subject, const char *kind
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(bus->nc, m);
     natsMsg_Destroy(m);
+    /* Chunks batch up until the loop turn ends; the end of an exchange goes
+     * out at once. */
+    if (s == NATS_OK && kind != KIND_CHUNK)
+        dagi_bus_nats_flush_now(bus);
     return dagi_bus_nats_err(s);
 }
 
@@ -759,7 +768,7 @@ static int send_error(struct dagi_bus *bus, struct dagi_bus_req *req, const char
     dagi_buf_append_str(b, "\",\"message\":\"");
     dagi_buf_append_json_escaped(b, message, strlen(message));
     dagi_buf_append_str(b, "\"}}");
-    return nats_send(bus, reply, "error", req ? req->next_seq : 0, dagi_bus_err_name(code),
+    return nats_send(bus, reply, KIND_ERROR, req ? req->next_seq : 0, dagi_bus_err_name(code),
                      b->data, b->len);
 }
 
@@ -790,7 +799,7 @@ static int req_send(struct dagi_bus_req *req, bool final, const void *data, size
     req->sent = true;
     uint64_t seq = final ? req->next_seq : req->next_seq++;
     if (req->nats)
-        rc = nats_send(bus, req->reply, final ? "final" : "chunk", seq, NULL, data, len);
+        rc = nats_send(bus, req->reply, final ? KIND_FINAL : KIND_CHUNK, seq, NULL, data, len);
     else
         local_push(bus, final ? L_FINAL : L_CHUNK, req->call_id, seq, 0, data, len);
 out:
@@ -835,8 +844,7 @@ int dagi_bus_reply_error(struct dagi_bus_req *req, int code, const char *fmt, ..
 
 /* --- serving --- */
 
-int dagi_bus_serve(struct dagi_bus *bus, const char *subject, dagi_bus_handler_fn handler,
-                   void *ud)
+int dagi_bus_serve(struct dagi_bus *bus, const char *subject, dagi_bus_handler_fn handler, void *ud)
 {
     size_t pos;
     if (!valid_subject(subject) || !handler)
@@ -860,7 +868,8 @@ int dagi_bus_serve(struct dagi_bus *bus, const char *subject, dagi_bus_handler_f
         bus->serve_alloc = bus->serve_alloc ? bus->serve_alloc * 2 : 8;
         bus->serves = dagi_xrealloc(bus->serves, bus->serve_alloc * sizeof(*bus->serves));
     }
-    memmove(bus->serves + pos + 1, bus->serves + pos, (bus->serve_count - pos) * sizeof(*bus->serves));
+    memmove(bus->serves + pos + 1, bus->serves + pos,
+            (bus->serve_count - pos) * sizeof(*bus->serves));
     bus->serves[pos] = sv;
     bus->serve_count++;
     return DAGI_OK;
@@ -887,8 +896,15 @@ static void deliver_request(struct dagi_bus *bus, natsMsg *m)
     }
     uint64_t deadline = 0;
     parse_u64(header(m, H_DEADLINE), &deadline);
-    if (deadline && (int64_t)deadline <= dagi_clock_now_ms()) {
-        dagi_log_debug(header(m, H_TRACE), "bus: request expired on arrival", "subject", subject);
+    int64_t now = dagi_clock_now_ms();
+    if (deadline && (int64_t)deadline <= now) {
+        /* Stale work is shed.  The answer is for a caller whose clock runs
+         * ahead of ours (a live caller would have timed out already and
+         * drops it): it learns why at once instead of at its timeout. */
+        char message[160];
+        snprintf(message, sizeof(message), "request expired on arrival (%lld ms late)",
+                 (long long)(now - (int64_t)deadline));
+        send_error(bus, NULL, reply, DAGI_ETIMEDOUT, message);
         return;
     }
     const char *trace = header(m, H_TRACE);
@@ -940,12 +956,12 @@ static void deliver_reply(struct dagi_bus *bus, natsMsg *m)
         call_fail(call, DAGI_EPARSE, "bad %s from %s", H_SEQ, call->subject);
         return;
     }
-    if (!kind || strcmp(kind, "final") == 0) {
+    if (!kind || strcmp(kind, KIND_FINAL) == 0) {
         /* No Dagi-Kind: a plain NATS responder's answer. */
         call_final(call, seq_text ? seq : call->next_seq, data, len);
-    } else if (strcmp(kind, "chunk") == 0) {
+    } else if (strcmp(kind, KIND_CHUNK) == 0) {
         call_chunk(call, seq, data, len);
-    } else if (strcmp(kind, "error") == 0) {
+    } else if (strcmp(kind, KIND_ERROR) == 0) {
         int code = dagi_bus_err_from_name(header(m, H_ERROR));
         json_t *doc = json_loadb(data, len, 0, NULL);
         const char *message =
@@ -1059,11 +1075,9 @@ void dagi_bus_rpc_init(struct dagi_bus *bus)
                                            "Bus requests made, by outcome", call_labels);
     bus->m_duration = dagi_metrics_histogram(
         bus->metrics, "dagi_bus_request_duration_seconds", "Bus request duration, until done",
-        subject_labels, dagi_metrics_latency_buckets,
-        dagi_metrics_latency_buckets_n);
+        subject_labels, dagi_metrics_latency_buckets, dagi_metrics_latency_buckets_n);
     bus->m_chunks = dagi_metrics_counter(bus->metrics, "dagi_bus_stream_chunks_total",
-                                         "Streamed reply chunks received",
-                                         subject_labels);
+                                         "Streamed reply chunks received", subject_labels);
 }
 
 void dagi_bus_rpc_release(struct dagi_bus *bus)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <nats/nats.h>
@@ -18,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "bus/bus.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/loopq.h"
 #include "core/metrics.h"
 #include "nats_fixture.h"
@@ -278,12 +281,25 @@ static void assert_path(struct env *e, const char *subject, const char *path, co
     dagi_buf_init(&out, 1 << 20);
     assert_int_equal(dagi_metrics_render(e->metrics, &out), 0);
     char want[256];
+    if (!path)
+        path = e->path == INPROC ? "inproc" : "nats";
     snprintf(want, sizeof(want),
-             "dagi_bus_requests_total{subject=\"%s\",path=\"%s\",result=\"%s\"} 1", subject,
-             path ? path : e->path == INPROC ? "inproc" : "nats", result);
+             "dagi_bus_requests_total{subject=\"%s\",path=\"%s\",result=\"%s\"} 1", subject, path,
+             result);
     if (!strstr(dagi_buf_str(&out), want))
         fail_msg("missing %s in\n%s", want, dagi_buf_str(&out));
     dagi_buf_release(&out);
+}
+
+/* Serves, and over NATS lets the loop write the subscription out before
+ * anyone calls: the caller's connection is another TCP stream, so its
+ * request could otherwise reach the server first. */
+static void serve(struct env *e, struct dagi_bus *bus, const char *subject, dagi_bus_handler_fn fn,
+                  void *ud)
+{
+    assert_int_equal(dagi_bus_serve(bus, subject, fn, ud), 0);
+    if (e->path == NATS)
+        run_for(e, 30);
 }
 
 /* --- cases --- */
@@ -293,7 +309,7 @@ static void test_unary(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r), 0);
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
     assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r), DAGI_EEXIST);
     struct caller c;
     for (int i = 0; i < 3; i++) {
@@ -314,8 +330,9 @@ static void test_unary(enum path path)
     struct dagi_buf out;
     dagi_buf_init(&out, 1 << 20);
     dagi_metrics_render(e.metrics, &out);
-    assert_non_null(strstr(dagi_buf_str(&out), e.path == INPROC ? "path=\"inproc\",result=\"ok\"} 4"
-                                                                : "path=\"nats\",result=\"ok\"} 4"));
+    const char *want =
+        e.path == INPROC ? "path=\"inproc\",result=\"ok\"} 4" : "path=\"nats\",result=\"ok\"} 4";
+    assert_non_null(strstr(dagi_buf_str(&out), want));
     assert_non_null(strstr(dagi_buf_str(&out), "dagi_bus_connected 1"));
     dagi_buf_release(&out);
     assert_true(dagi_bus_connected(e.client));
@@ -355,7 +372,7 @@ static void test_deadline(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.slow", on_slow, &r), 0);
+    serve(&e, e.server, "dagi.test.slow", on_slow, &r);
     struct caller c;
     int64_t start = dagi_clock_mono_ns();
     call(&e, e.client, &c, "dagi.test.slow", "x", 1, 200, false);
@@ -380,7 +397,7 @@ static void test_error(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r), 0);
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
     struct caller c;
     call(&e, e.client, &c, "dagi.test.echo", "error", 5, 2000, false);
     run_until(&e, &c.done, 3000);
@@ -395,7 +412,7 @@ static void test_stream(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e, .total = 1000};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.stream", on_stream, &r), 0);
+    serve(&e, e.server, "dagi.test.stream", on_stream, &r);
     struct caller c;
     call(&e, e.client, &c, "dagi.test.stream", "go", 2, 2000, true);
     run_until(&e, &c.done, 5000);
@@ -417,8 +434,8 @@ static void test_stream(enum path path)
     struct dagi_buf out;
     dagi_buf_init(&out, 1 << 20);
     dagi_metrics_render(e.metrics, &out);
-    assert_non_null(
-        strstr(dagi_buf_str(&out), "dagi_bus_stream_chunks_total{subject=\"dagi.test.stream\"} 2000"));
+    assert_non_null(strstr(dagi_buf_str(&out),
+                           "dagi_bus_stream_chunks_total{subject=\"dagi.test.stream\"} 2000"));
     dagi_buf_release(&out);
     env_close(&e);
 }
@@ -428,7 +445,7 @@ static void test_cancel_mid_stream(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e, .total = 1000, .batch = 5};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.stream", on_stream, &r), 0);
+    serve(&e, e.server, "dagi.test.stream", on_stream, &r);
     struct caller c;
     call(&e, e.client, &c, "dagi.test.stream", "go", 2, 2000, true);
     c.cancel_after = 10;
@@ -455,7 +472,7 @@ static void test_cancel_before_dispatch(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.slow", on_slow, &r), 0);
+    serve(&e, e.server, "dagi.test.slow", on_slow, &r);
     struct caller c;
     call(&e, e.client, &c, "dagi.test.slow", "x", 1, 300, false);
     dagi_bus_call_cancel(c.call);
@@ -484,7 +501,7 @@ static void test_idle_timeout(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e, .total = 1000, .stall = true};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.stream", on_stream, &r), 0);
+    serve(&e, e.server, "dagi.test.stream", on_stream, &r);
     struct caller c;
     memset(&c, 0, sizeof(c));
     c.in_order = true;
@@ -520,7 +537,7 @@ static void test_payload_cap(enum path path)
     struct env e;
     env_open(&e, path, 1024);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r), 0);
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
     char *big = calloc(1, 2048);
     struct dagi_bus_call *handle = NULL;
     struct caller c = {0};
@@ -546,7 +563,7 @@ static void test_trace_id(enum path path)
     struct env e;
     env_open(&e, path, 0);
     struct responder r = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r), 0);
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
     struct caller c;
     call(&e, e.client, &c, "dagi.test.echo", "x", 1, 2000, false);
     run_until(&e, &c.done, 3000);
@@ -568,8 +585,8 @@ static void test_queue_group(void **state)
     env_open(&e, NATS, 0);
     e.extra = bus_open(&e, nats.url, true, 0);
     struct responder r1 = {.env = &e}, r2 = {.env = &e};
-    assert_int_equal(dagi_bus_serve(e.server, "dagi.test.echo", on_echo, &r1), 0);
-    assert_int_equal(dagi_bus_serve(e.extra, "dagi.test.echo", on_echo, &r2), 0);
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r1);
+    serve(&e, e.extra, "dagi.test.echo", on_echo, &r2);
     run_for(&e, 50); /* let both subscriptions reach the server */
     struct caller c[20];
     for (int i = 0; i < 20; i++)
@@ -581,6 +598,225 @@ static void test_queue_group(void **state)
     assert_int_equal(r1.requests + r2.requests, 20);
     assert_true(r1.requests > 0);
     assert_true(r2.requests > 0);
+    env_close(&e);
+}
+
+/* A nats-server of our own on a fixed port, so it can come back there. */
+static pid_t start_server_on(int port)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", 1);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", p, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void stop_server(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
+static bool wait_connected(struct env *e, struct dagi_bus *bus, bool want, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (dagi_bus_connected(bus) == want)
+            return true;
+        run_for(e, 10);
+    }
+    return dagi_bus_connected(bus) == want;
+}
+
+static void test_reconnect(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char url[64];
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
+    pid_t pid = start_server_on(port);
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.path = NATS;
+    e.base = event_base_new();
+    e.loopq = dagi_loopq_new(e.base);
+    e.metrics = dagi_metrics_new(0);
+    struct dagi_bus_opts o = {
+        .url = url, .reconnect_wait_ms = 20, .loopq = e.loopq, .metrics = e.metrics};
+    struct dagi_error err;
+    int rc = DAGI_EUNAVAIL;
+    for (int i = 0; i < 100 && rc; i++) { /* until the server listens */
+        rc = dagi_bus_new(e.base, &o, &e.server, &err);
+        if (rc)
+            nats_fixture_sleep_ms(20);
+    }
+    assert_int_equal(rc, 0);
+    o.inprocess = false;
+    assert_int_equal(dagi_bus_new(e.base, &o, &e.client, &err), 0);
+    struct responder r = {.env = &e};
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
+
+    stop_server(pid);
+    assert_true(wait_connected(&e, e.client, false, 3000));
+    assert_true(wait_connected(&e, e.server, false, 3000));
+    pid = start_server_on(port);
+    assert_true(wait_connected(&e, e.client, true, 5000));
+    assert_true(wait_connected(&e, e.server, true, 5000));
+    run_for(&e, 50); /* the resent subscriptions reach the server */
+
+    struct caller c;
+    call(&e, e.client, &c, "dagi.test.echo", "again", 5, 3000, false);
+    run_until(&e, &c.done, 4000);
+    assert_int_equal(c.err, 0);
+    assert_memory_equal(c.data, "again", 5);
+
+    struct dagi_buf out;
+    dagi_buf_init(&out, 1 << 20);
+    dagi_metrics_render(e.metrics, &out);
+    assert_non_null(strstr(dagi_buf_str(&out), "dagi_bus_reconnects_total 2"));
+    assert_non_null(strstr(dagi_buf_str(&out), "dagi_bus_connected 1"));
+    dagi_buf_release(&out);
+    env_close(&e);
+    stop_server(pid);
+}
+
+/* The wire protocol as bus.h writes it down, checked with plain libnats. */
+static natsMsg *raw_request(struct env *e, natsConnection *nc, natsSubscription *inbox_sub,
+                            const char *inbox, const char *subject, const char *data,
+                            int64_t deadline_ms)
+{
+    natsMsg *m = NULL;
+    char dl[32];
+    snprintf(dl, sizeof(dl), "%lld", (long long)deadline_ms);
+    assert_int_equal(natsMsg_Create(&m, subject, inbox, data, (int)strlen(data)), NATS_OK);
+    natsMsgHeader_Set(m, "Dagi-Trace-Id", "wire-1");
+    natsMsgHeader_Set(m, "Dagi-Deadline", dl);
+    assert_int_equal(natsConnection_PublishMsg(nc, m), NATS_OK);
+    natsMsg_Destroy(m);
+    natsConnection_Flush(nc);
+    for (int i = 0; i < 300; i++) {
+        natsMsg *reply = NULL;
+        run_for(e, 10);
+        if (natsSubscription_NextMsg(&reply, inbox_sub, 1) == NATS_OK)
+            return reply;
+    }
+    fail_msg("no reply to %s", subject);
+    return NULL;
+}
+
+static const char *raw_header(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, key, &v) == NATS_OK ? v : "";
+}
+
+static void test_wire(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e, NATS, 0);
+    struct responder r = {.env = &e};
+    serve(&e, e.server, "dagi.test.echo", on_echo, &r);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, nats.url), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&sub, nc, "_INBOX.wire"), NATS_OK);
+    int64_t deadline = dagi_clock_now_ms() + 5000;
+
+    natsMsg *m = raw_request(&e, nc, sub, "_INBOX.wire", "dagi.test.echo", "hi", deadline);
+    assert_string_equal(raw_header(m, "Dagi-Kind"), "final");
+    assert_string_equal(raw_header(m, "Dagi-Seq"), "0");
+    assert_int_equal(natsMsg_GetDataLength(m), 2);
+    assert_string_equal(r.trace, "wire-1");
+    assert_int_equal(r.deadline_ms, deadline);
+    natsMsg_Destroy(m);
+
+    m = raw_request(&e, nc, sub, "_INBOX.wire", "dagi.test.echo", "error", deadline);
+    assert_string_equal(raw_header(m, "Dagi-Kind"), "error");
+    assert_string_equal(raw_header(m, "Dagi-Error"), "forbidden");
+    assert_string_equal(natsMsg_GetData(m),
+                        "{\"error\":{\"code\":\"forbidden\",\"message\":\"not for you, caller\"}}");
+    natsMsg_Destroy(m);
+
+    /* Already past its deadline: shed, and said so. */
+    int before = r.requests;
+    m = raw_request(&e, nc, sub, "_INBOX.wire", "dagi.test.echo", "hi", dagi_clock_now_ms() - 10);
+    assert_string_equal(raw_header(m, "Dagi-Kind"), "error");
+    assert_string_equal(raw_header(m, "Dagi-Error"), "timed_out");
+    assert_int_equal(r.requests, before);
+    natsMsg_Destroy(m);
+
+    /* No reply subject: nobody answers, nothing breaks. */
+    assert_int_equal(natsConnection_PublishString(nc, "dagi.test.echo", "x"), NATS_OK);
+    natsConnection_Flush(nc);
+    run_for(&e, 50);
+    assert_int_equal(r.requests, before);
+
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    env_close(&e);
+}
+
+/* A (raw) responder that skips chunk 1: the caller must not hand chunk 2
+ * over as if nothing happened. */
+static void on_raw_gap(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ud)
+{
+    (void)sub, (void)ud;
+    static const char *const seqs[] = {"0", "2"};
+    for (int i = 0; i < 2; i++) {
+        natsMsg *m = NULL;
+        char data[8];
+        snprintf(data, sizeof(data), "c%s", seqs[i]);
+        natsMsg_Create(&m, natsMsg_GetReply(msg), NULL, data, (int)strlen(data));
+        natsMsgHeader_Set(m, "Dagi-Kind", "chunk");
+        natsMsgHeader_Set(m, "Dagi-Seq", seqs[i]);
+        natsConnection_PublishMsg(nc, m);
+        natsMsg_Destroy(m);
+    }
+    natsConnection_Flush(nc);
+    natsMsg_Destroy(msg);
+}
+
+static void test_out_of_order(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e, NATS, 0);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, nats.url), NATS_OK);
+    assert_int_equal(natsConnection_Subscribe(&sub, nc, "dagi.test.gap", on_raw_gap, NULL),
+                     NATS_OK);
+    natsConnection_Flush(nc);
+    struct caller c;
+    call(&e, e.client, &c, "dagi.test.gap", "x", 1, 2000, true);
+    run_until(&e, &c.done, 3000);
+    assert_int_equal(c.err, DAGI_EPARSE);
+    assert_int_equal(c.chunks, 1);
+    assert_non_null(strstr(c.message, "out of order"));
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
     env_close(&e);
 }
 
@@ -654,6 +890,7 @@ static int group_setup(void **state)
 {
     (void)state;
     evthread_use_pthreads();
+    dagi_log_setup(DAGI_LOG_ERROR, 2); /* reconnect warnings are expected */
     return nats_fixture_start(&nats, NULL, NULL);
 }
 
@@ -681,6 +918,9 @@ int main(void)
         BOTH(test_payload_cap),
         BOTH(test_trace_id),
         cmocka_unit_test(test_queue_group),
+        cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_wire),
+        cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_err_names),
     };
