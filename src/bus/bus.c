@@ -276,6 +276,31 @@ static natsStatus set_servers(natsOptions *no, const char *url)
     return s;
 }
 
+/* The url list without any user:password@ parts: error messages reach logs
+ * and HTTP responses. */
+static void url_for_humans(const char *url, char *out, size_t size)
+{
+    struct dagi_buf b;
+    dagi_buf_init(&b, size - 1);
+    while (*url) {
+        size_t n = strcspn(url, ",");
+        const char *scheme_end = strstr(url, "://");
+        const char *at = memchr(url, '@', n);
+        if (scheme_end && at && scheme_end < at) {
+            dagi_buf_append(&b, url, (size_t)(scheme_end + 3 - url));
+            dagi_buf_append_str(&b, "***");
+            dagi_buf_append(&b, at, n - (size_t)(at - url));
+        } else {
+            dagi_buf_append(&b, url, n);
+        }
+        url += n;
+        if (*url)
+            dagi_buf_append_char(&b, *url++);
+    }
+    snprintf(out, size, "%s", dagi_buf_str(&b));
+    dagi_buf_release(&b);
+}
+
 static int connect_nats(struct dagi_bus *bus, const struct dagi_bus_opts *opts,
                         struct dagi_error *err)
 {
@@ -354,11 +379,13 @@ static int connect_nats(struct dagi_bus *bus, const struct dagi_bus_opts *opts,
 out:
     natsInbox_Destroy(inbox);
     natsOptions_Destroy(no);
-    if (s != NATS_OK)
-        rc = dagi_error_set(err, DAGI_EUNAVAIL, "NATS %s (%s): %s", what, opts->url,
+    if (s != NATS_OK) {
+        char shown[256];
+        url_for_humans(opts->url, shown, sizeof(shown));
+        rc = dagi_error_set(err, DAGI_EUNAVAIL, "NATS %s (%s): %s", what, shown,
                             nats_GetLastError(NULL) ? nats_GetLastError(NULL)
                                                     : natsStatus_GetText(s));
-    else if (rc)
+    } else if (rc)
         dagi_error_set(err, rc, "NATS reply subscription failed");
     return rc;
 }

@@ -16,6 +16,8 @@
  *     something queued refers to them, never through a stored pointer, so a
  *     message still in a queue for a call that was cancelled or finished is
  *     simply dropped.
+ *   - dagi_bus_free() runs on the loop thread, but not from inside one of
+ *     the bus's own callbacks (a handler, on_chunk, on_done, on_cancel).
  */
 #ifndef DAGI_BUS_INTERNAL_H
 #define DAGI_BUS_INTERNAL_H

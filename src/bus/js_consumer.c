@@ -44,7 +44,9 @@
 #include <time.h>
 
 #define MS_TO_NS(ms) ((int64_t)(ms)*1000000LL)
-#define FETCH_TIMEOUT_MS 1000
+/* Bounds how long dagi_js_consumer_stop() waits for the fetch thread; an
+ * idle consumer asks the server twice a second, which costs next to nothing. */
+#define FETCH_TIMEOUT_MS 500
 
 struct dagi_js_consumer {
     struct dagi_js *js;

@@ -64,6 +64,11 @@ struct dagi_node {
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *deferred_stop, *deferred_reload;
     struct event *drain_timer; /* hard stop if roles do not let go */
+    struct {
+        void (*fn)(void *ud);
+        void *ud;
+    } shutdown_hooks[16];
+    size_t shutdown_hook_count;
     bool started, draining, stopping;
     int exit_code;
     int lock_fd;
@@ -293,9 +298,37 @@ int dagi_node_reload_now(struct dagi_node *n, struct dagi_buf *errors_out)
 
 /* --- stopping --- */
 
+void dagi_node_on_shutdown(struct dagi_node *n, void (*fn)(void *ud), void *ud)
+{
+    if (n->shutdown_hook_count == DAGI_ARRAY_LEN(n->shutdown_hooks))
+        abort(); /* a programming error: raise the table size */
+    n->shutdown_hooks[n->shutdown_hook_count].fn = fn;
+    n->shutdown_hooks[n->shutdown_hook_count++].ud = ud;
+}
+
+/* Shutdown hooks block on NATS (stopping a KV watch deletes its consumer),
+ * and with the libevent adapter the loop reads the replies: so they run on
+ * the pool while the loop still turns, and the loop exits after them. */
+static void on_shutdown_work(void *ud)
+{
+    struct dagi_node *n = ud;
+    for (size_t i = n->shutdown_hook_count; i-- > 0;)
+        n->shutdown_hooks[i].fn(n->shutdown_hooks[i].ud);
+}
+
+static void on_shutdown_done(void *ud, bool cancelled)
+{
+    (void)cancelled;
+    struct dagi_node *n = ud;
+    event_base_loopexit(n->base, NULL);
+}
+
 static void on_drained(void *ud)
 {
     struct dagi_node *n = ud;
+    if (n->shutdown_hook_count &&
+        dagi_pool_submit(n->pool, on_shutdown_work, on_shutdown_done, n) == DAGI_OK)
+        return;
     event_base_loopexit(n->base, NULL);
 }
 
@@ -501,7 +534,7 @@ static void teardown(struct dagi_node *n)
         dagi_http_server_free(n->http);
     if (n->client)
         dagi_http_client_free(n->client);
-    dagi_testhooks_bus_stop();
+    dagi_testhooks_bus_free();
     dagi_node_store_drain(&n->store);
     /* Pool first: its jobs may use JetStream and the database, and their
      * completions run now. */

@@ -89,6 +89,10 @@ struct dagi_config_snapshot *dagi_node_config(struct dagi_node *node);
 const struct dagi_config *dagi_node_cfg(struct dagi_node *node);
 void dagi_node_add_ready_check(struct dagi_node *node, const char *name, dagi_ready_fn fn,
                                void *ud);
+/* Registers blocking clean-up (stopping consumers and KV watches) that must
+ * run while the loop still turns: on shutdown, after the HTTP drain, the
+ * hooks run on the worker pool in reverse order of registration. */
+void dagi_node_on_shutdown(struct dagi_node *node, void (*fn)(void *ud), void *ud);
 /* Asks the node to reload / stop, as SIGHUP / SIGTERM would. */
 void dagi_node_request_reload(struct dagi_node *node);
 void dagi_node_request_stop(struct dagi_node *node);

@@ -26,7 +26,7 @@ json_t *dagi_node_bus_json(struct dagi_node *node);
 void dagi_testhooks_register(struct dagi_node *node);
 /* Test-only bus responders, routes and consumer (testhooks_bus.c). */
 void dagi_testhooks_bus_register(struct dagi_node *node);
-void dagi_testhooks_bus_stop(void);
+void dagi_testhooks_bus_free(void);
 /* Test-only outbox routes (testhooks_store.c). */
 void dagi_testhooks_store_register(struct dagi_node *node);
 

@@ -25,6 +25,7 @@
 #include "node.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,6 +473,41 @@ static void on_kv_get(struct dagi_http_req *req, void *ud)
     dagi_http_respond_json(req, 200, json_deep_copy(hooks.kv_seen));
 }
 
+static void *stop_consumer(void *arg)
+{
+    dagi_js_consumer_stop(arg);
+    return NULL;
+}
+
+static void on_shutdown(void *ud)
+{
+    (void)ud;
+    /* Each stop waits out its thread's poll; do them side by side. */
+    pthread_t t;
+    bool threaded = hooks.consumer && pthread_create(&t, NULL, stop_consumer, hooks.consumer) == 0;
+    if (hooks.consumer && !threaded)
+        dagi_js_consumer_stop(hooks.consumer);
+    if (hooks.watch)
+        dagi_kv_watch_stop(hooks.watch);
+    if (hooks.kv)
+        dagi_kv_close(hooks.kv);
+    if (threaded)
+        pthread_join(t, NULL);
+    hooks.watch = NULL;
+    hooks.kv = NULL;
+    hooks.consumer = NULL;
+}
+
+/* After the loop has stopped: nothing else touches the maps any more. */
+void dagi_testhooks_bus_free(void)
+{
+    json_decref(hooks.attempts);
+    json_decref(hooks.kv_seen);
+    memset(&hooks, 0, sizeof(hooks));
+}
+
+
+
 void dagi_testhooks_bus_register(struct dagi_node *n)
 {
     hooks.node = n;
@@ -501,19 +537,7 @@ void dagi_testhooks_bus_register(struct dagi_node *n)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))
             abort();
     dagi_node_on_streams_ready(n, on_streams_ready, NULL);
-}
-
-void dagi_testhooks_bus_stop(void)
-{
-    if (hooks.watch)
-        dagi_kv_watch_stop(hooks.watch);
-    if (hooks.kv)
-        dagi_kv_close(hooks.kv);
-    if (hooks.consumer)
-        dagi_js_consumer_stop(hooks.consumer);
-    json_decref(hooks.attempts);
-    json_decref(hooks.kv_seen);
-    memset(&hooks, 0, sizeof(hooks));
+    dagi_node_on_shutdown(n, on_shutdown, NULL);
 }
 
 #else
@@ -523,7 +547,7 @@ void dagi_testhooks_bus_register(struct dagi_node *n)
     (void)n;
 }
 
-void dagi_testhooks_bus_stop(void)
+void dagi_testhooks_bus_free(void)
 {
 }
 

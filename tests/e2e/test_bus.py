@@ -82,7 +82,7 @@ def test_request_reply_in_process(ctx):
     v = NodeView(n, ctx.sanitized)
     request_reply_suite(v, "solo", n)
     m = n.get("/metrics").body.decode()
-    assert 'path="inproc"' in m and 'path="nats"' not in m
+    assert 'subject="dagi.test.solo.echo",path="inproc"' in m and 'subject="dagi.test.solo.echo",path="nats"' not in m
 
 
 def test_request_reply_through_nats(ctx):

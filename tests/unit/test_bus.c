@@ -836,12 +836,17 @@ static void test_invalid(void **state)
     o.on_done = NULL;
     assert_int_equal(dagi_bus_request(e.client, &o, &handle), DAGI_EINVAL);
     /* A server that is not there. */
-    struct dagi_bus_opts bo = {.url = "nats://127.0.0.1:1", .loopq = e.loopq, .metrics = e.metrics};
+    struct dagi_bus_opts bo = {
+        .url = "nats://127.0.0.1:1, nats://me:secret@127.0.0.1:2",
+        .loopq = e.loopq,
+        .metrics = e.metrics,
+    };
     struct dagi_error err = {0};
     struct dagi_bus *bus = NULL;
     assert_int_equal(dagi_bus_new(e.base, &bo, &bus, &err), DAGI_EUNAVAIL);
     assert_null(bus);
-    assert_non_null(strstr(err.message, "127.0.0.1:1"));
+    assert_non_null(strstr(err.message, "nats://127.0.0.1:1,nats://***@127.0.0.1:2"));
+    assert_null(strstr(err.message, "secret"));
     env_close(&e);
 }
 
