@@ -38,6 +38,11 @@ struct hooks {
     struct dagi_js_consumer *consumer;
     struct dagi_kv *kv;
     struct dagi_kv_watch *watch;
+    /* Set-up and shutdown both run on the pool, possibly at once when a node
+     * is stopped right after it started: the lock orders them, and set-up
+     * creates nothing once shutdown has begun. */
+    pthread_mutex_t setup_lock;
+    bool closing;
 };
 
 static struct hooks hooks; /* test builds only: one node per process */
@@ -351,6 +356,11 @@ static void on_kv_change(void *ud, const char *key, const void *data, size_t len
 static void on_setup_work(void *ud)
 {
     (void)ud;
+    pthread_mutex_lock(&hooks.setup_lock);
+    if (hooks.closing) {
+        pthread_mutex_unlock(&hooks.setup_lock);
+        return;
+    }
     struct dagi_js *js = dagi_node_js(hooks.node);
     const struct dagi_config *c = dagi_node_cfg(hooks.node);
     struct dagi_error err = {0};
@@ -368,6 +378,7 @@ static void on_setup_work(void *ud)
     if (dagi_kv_open(js, "dagi_test", 5, &hooks.kv, &err) ||
         dagi_kv_watch(hooks.kv, ">", on_kv_change, NULL, &hooks.watch, &err))
         dagi_log_error(NULL, "test KV failed", "error", err.message);
+    pthread_mutex_unlock(&hooks.setup_lock);
 }
 
 static void on_setup_done(void *ud, bool cancelled)
@@ -482,6 +493,9 @@ static void *stop_consumer(void *arg)
 static void on_shutdown(void *ud)
 {
     (void)ud;
+    pthread_mutex_lock(&hooks.setup_lock);
+    hooks.closing = true;
+    pthread_mutex_unlock(&hooks.setup_lock);
     /* Each stop waits out its thread's poll; do them side by side. */
     pthread_t t;
     bool threaded = hooks.consumer && pthread_create(&t, NULL, stop_consumer, hooks.consumer) == 0;
@@ -501,8 +515,11 @@ static void on_shutdown(void *ud)
 /* After the loop has stopped: nothing else touches the maps any more. */
 void dagi_testhooks_bus_free(void)
 {
+    if (!hooks.node)
+        return;
     json_decref(hooks.attempts);
     json_decref(hooks.kv_seen);
+    pthread_mutex_destroy(&hooks.setup_lock);
     memset(&hooks, 0, sizeof(hooks));
 }
 
@@ -511,6 +528,7 @@ void dagi_testhooks_bus_free(void)
 void dagi_testhooks_bus_register(struct dagi_node *n)
 {
     hooks.node = n;
+    pthread_mutex_init(&hooks.setup_lock, NULL);
     hooks.attempts = json_object();
     hooks.kv_seen = json_object();
     const char *name = dagi_node_cfg(n)->node.name;

@@ -155,3 +155,30 @@ def test_two_relays_on_one_postgres(ctx):
             node.stop()
         nats.stop()
         pg.stop()
+
+
+def test_published_rows_are_purged_after_retention(ctx):
+    n = ctx.node(config="store:\n  outbox:\n    retention: 1h\n")
+    write(n, 100, per_tx=10)
+    wait_until(lambda: drained(n, 100), 30, "the relay to drain")
+    assert status(n)["published"] == 100
+    # Two hours later by the business clock, the next round purges them.
+    n.post("/v1/test/clock", {"offset_ms": 2 * 3600 * 1000}, headers=n.auth())
+    wait_until(lambda: status(n)["published"] == 0, 10, "the purge")
+
+
+def test_db_command_reports_and_migrates(ctx):
+    import tempfile
+    from harness import run_dagi
+    d = tempfile.mkdtemp(prefix="dagi-db-")
+    rc, out, err = run_dagi("db", "status", "--data-dir", d)
+    assert rc == 0, err
+    assert "schema version: 0 of" in out and "pending migrations: 0" not in out, out
+    rc, out, err = run_dagi("db", "migrate", "--data-dir", d)
+    assert rc == 0, err
+    rc, out, err = run_dagi("db", "status", "--data-dir", d)
+    assert "pending migrations: 0" in out, out
+    rc, _, err = run_dagi("db", "frobnicate")
+    assert rc == 2
+    rc, _, err = run_dagi("db", "status", "--data-dir", d, env={"DAGI_STORE_URL": "postgres://nobody@127.0.0.1:1/x"})
+    assert rc == 1 and err.strip(), err
