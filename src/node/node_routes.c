@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "node.h"
 #include "core/pool.h"
+#include "core/proc.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -32,18 +33,6 @@ static void on_readyz(struct dagi_http_req *req, void *ud)
                            json_pack("{s:s,s:o}", "status", status, "checks", checks));
 }
 
-static long resident_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static void on_metrics(struct dagi_http_req *req, void *ud)
 {
     struct dagi_node *n = ud;
@@ -51,7 +40,7 @@ static void on_metrics(struct dagi_http_req *req, void *ud)
     /* Process figures are sampled at scrape time rather than kept current. */
     dagi_metric_set(dagi_metrics_gauge(m, "dagi_process_resident_memory_bytes",
                                        "Resident memory of this process", NULL),
-                    NULL, (double)resident_bytes());
+                    NULL, (double)dagi_proc_resident_bytes());
     dagi_metric_set(dagi_metrics_gauge(m, "dagi_uptime_seconds", "Seconds since start", NULL),
                     NULL, (double)(dagi_clock_now_ms() - dagi_node_start_ms(n)) / 1000.0);
     dagi_metric_set(dagi_metrics_gauge(m, "dagi_worker_queue_depth",

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/http_server.h"
 #include "core/mem.h"
+#include "core/proc.h"
 #include "node.h"
 
 #include <event2/event.h>
@@ -20,14 +21,7 @@
 
 static long resident_kb(void)
 {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+    return dagi_proc_resident_bytes() / 1024;
 }
 
 /* POST /v1/test/sink: reads a streamed body of any size and reports its
