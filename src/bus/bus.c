@@ -1,6 +1,6 @@
 /* The bus connection: NATS options, the libevent adapter, reconnects, and
  * the one place where messages cross from libnats threads to the loop.
- * Request/reply itself lives in rpc.c. */
+ * Request/reply itself lives in rpc*.c. */
 #include "bus_internal.h"
 
 #include "core/log.h"

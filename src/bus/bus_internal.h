@@ -1,6 +1,8 @@
 /* Private to src/bus: the bus object shared by bus.c (the NATS connection and
- * the hand-off of libnats messages to the loop) and rpc.c (serving, calling,
- * streams, cancellation, in-process delivery).
+ * the hand-off of libnats messages to the loop) and request/reply in rpc.c,
+ * rpc_call.c, rpc_serve.c and rpc_inproc.c (serving, calling, streams,
+ * cancellation, in-process delivery; their own records are in
+ * rpc_internal.h).
  *
  * Lifetimes, because three kinds of threads touch a bus:
  *   - struct dagi_bus and everything in it belong to the loop thread.
@@ -79,7 +81,7 @@ struct bus_htable {
     size_t count;
 };
 
-struct bus_serve; /* rpc.c */
+struct bus_serve; /* rpc_internal.h */
 struct bus_local_item;
 
 struct dagi_bus {
@@ -99,7 +101,7 @@ struct dagi_bus {
     char reply_prefix[64];
     size_t reply_prefix_len;
 
-    /* rpc.c state */
+    /* request/reply state (rpc*.c) */
     struct bus_serve **serves; /* sorted by subject */
     size_t serve_count, serve_alloc;
     struct bus_htable calls;         /* dagi_bus_call by id */

@@ -66,7 +66,8 @@ void dagi_cfg_doc_free(struct dagi_cfg_doc *doc);
 /* The first child of a map with that key, or NULL. */
 const struct dagi_cfg_node *dagi_cfg_node_get(const struct dagi_cfg_node *map, const char *key);
 
-/* --- shared by config.c and config_docs.c --- */
+/* --- shared by config.c and config_docs.c (dagi_cfg_errors_add is in
+ * config.c, the rest in config_scalar.c) --- */
 
 /* Appends one already formatted error line (no newline) and counts it. */
 void dagi_cfg_errors_add(struct dagi_cfg_errors *errs, const char *fmt, ...)
@@ -78,5 +79,20 @@ void dagi_cfg_format_size(int64_t bytes, char *out, size_t out_len);
 void dagi_cfg_format_duration(int64_t ms, char *out, size_t out_len);
 /* A bound written for a human: integral values without a fraction. */
 void dagi_cfg_format_number(double v, char *out, size_t out_len);
+
+/* --- config_scalar.c, for config.c --- */
+
+/* A value as shown in a message: quoted, escaped and cut short (out holds
+ * the result, which is returned), so one error stays one line. */
+const char *dagi_cfg_quote(char out[static 100], const char *s, size_t len);
+/* Decimal int64 with an optional sign; *overflow tells "too big" from
+ * "not a number". */
+bool dagi_cfg_parse_int(const char *t, int64_t *out, bool *overflow);
+/* host:port, or [host]:port for IPv6; a decimal port up to 65535. */
+bool dagi_cfg_valid_address(const char *s);
+/* Appends f's enum values as "a, b, c". */
+void dagi_cfg_enum_list(const struct dagi_cfg_field *f, struct dagi_buf *out);
+/* Levenshtein distance; SIZE_MAX when either string is over 64 bytes. */
+size_t dagi_cfg_edit_distance(const char *a, const char *b);
 
 #endif

@@ -1,5 +1,6 @@
 /* Private to src/store: what db.c shares with the backends (git's
- * refs-internal.h).  Nothing outside src/store includes this.
+ * refs-internal.h), and what the backends share with each other.  Nothing
+ * outside src/store includes this.
  *
  * Each backend embeds the common heads below as the *first* member of its
  * own structs, so db.c can dispatch through ->ops without knowing them:
@@ -13,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "store/db.h"
 
@@ -62,6 +64,45 @@ int dagi_db_code_from_sqlstate(const char *sqlstate);
 /* Sets err to "<what>: <engine message>" (trailing newlines, which libpq
  * adds, are trimmed; `what` may be NULL) and returns code. */
 int dagi_db_fail(struct dagi_error *err, int code, const char *what, const char *engine_message);
+
+/* An intrusive LRU list, most recently used first: the statement cache of
+ * each backend.  An entry embeds a struct dagi_lru_link and is found again
+ * from it with container_of.  The list never allocates or frees; a zeroed
+ * struct dagi_lru is empty and a zeroed link is unlinked. */
+struct dagi_lru_link {
+    struct dagi_lru_link *prev, *next;
+};
+
+struct dagi_lru {
+    struct dagi_lru_link *head, *tail;
+};
+
+#define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* Takes e out of the list; its links are NULL after. */
+static inline void dagi_lru_unlink(struct dagi_lru *l, struct dagi_lru_link *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+/* Puts an unlinked e first (the most recently used). */
+static inline void dagi_lru_push_front(struct dagi_lru *l, struct dagi_lru_link *e)
+{
+    e->next = l->head;
+    if (l->head)
+        l->head->prev = e;
+    l->head = e;
+    if (!l->tail)
+        l->tail = e;
+}
 
 #define DAGI_DB_DEFAULT_POOL 4
 #define DAGI_DB_DEFAULT_BUSY_MS 5000

@@ -47,7 +47,7 @@
 #define MIGRATE_LOCK_KEY "7233173838382180210"
 
 struct pg_stmt {
-    struct pg_stmt *prev, *next; /* LRU, most recent first */
+    struct dagi_lru_link lru; /* in pg_conn.lru, most recent first */
     char *sql;
     char *sig; /* one char per parameter: 'b' blob, '.' other */
     char name[32];
@@ -60,7 +60,7 @@ struct pg_conn {
     struct pg_db *owner;
     unsigned index;
     PGconn *pg;
-    struct pg_stmt *lru_head, *lru_tail;
+    struct dagi_lru lru; /* of pg_stmt */
     size_t cached;
     unsigned long next_name;
     bool locked;
@@ -121,27 +121,10 @@ static int simple(struct pg_conn *c, const char *sql, struct dagi_error *err)
 
 /* --- the statement cache --- */
 
-static void cache_unlink(struct pg_conn *c, struct pg_stmt *s)
+/* The statement a cache link belongs to; NULL past either end. */
+static struct pg_stmt *stmt_of(struct dagi_lru_link *l)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->lru_head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        c->lru_tail = s->prev;
-    s->prev = s->next = NULL;
-}
-
-static void cache_push_front(struct pg_conn *c, struct pg_stmt *s)
-{
-    s->next = c->lru_head;
-    if (c->lru_head)
-        c->lru_head->prev = s;
-    c->lru_head = s;
-    if (!c->lru_tail)
-        c->lru_tail = s;
+    return l ? container_of(l, struct pg_stmt, lru) : NULL;
 }
 
 /* Forgets a statement; with `deallocate` also on the server (not when the
@@ -153,7 +136,7 @@ static void cache_drop(struct pg_conn *c, struct pg_stmt *s, bool deallocate)
         snprintf(sql, sizeof(sql), "DEALLOCATE %s", s->name);
         PQclear(PQexec(c->pg, sql));
     }
-    cache_unlink(c, s);
+    dagi_lru_unlink(&c->lru, &s->lru);
     c->cached--;
     free(s->sql);
     free(s->sig);
@@ -162,8 +145,8 @@ static void cache_drop(struct pg_conn *c, struct pg_stmt *s, bool deallocate)
 
 static void cache_clear(struct pg_conn *c)
 {
-    while (c->lru_head)
-        cache_drop(c, c->lru_head, false);
+    while (c->lru.head)
+        cache_drop(c, stmt_of(c->lru.head), false);
 }
 
 /* Finds or prepares the statement; *out NULL means "run it unnamed"
@@ -172,10 +155,10 @@ static int stmt_get(struct pg_conn *c, const char *sql, const char *sig, const O
                     struct pg_stmt **out, struct dagi_error *err)
 {
     struct pg_stmt *s;
-    for (s = c->lru_head; s; s = s->next) {
+    for (s = stmt_of(c->lru.head); s; s = stmt_of(s->lru.next)) {
         if (strcmp(s->sql, sql) == 0 && strcmp(s->sig, sig) == 0) {
-            cache_unlink(c, s);
-            cache_push_front(c, s);
+            dagi_lru_unlink(&c->lru, &s->lru);
+            dagi_lru_push_front(&c->lru, &s->lru);
             *out = s;
             return DAGI_OK;
         }
@@ -184,7 +167,7 @@ static int stmt_get(struct pg_conn *c, const char *sql, const char *sig, const O
     if (PQtransactionStatus(c->pg) == PQTRANS_INERROR)
         return DAGI_OK;
     while (c->cached >= STMT_CACHE_MAX)
-        cache_drop(c, c->lru_tail, true);
+        cache_drop(c, stmt_of(c->lru.tail), true);
     s = dagi_xcalloc(1, sizeof(*s));
     snprintf(s->name, sizeof(s->name), "dagi_s%lu", c->next_name++);
     PGresult *res = PQprepare(c->pg, s->name, sql, n, types);
@@ -196,7 +179,7 @@ static int stmt_get(struct pg_conn *c, const char *sql, const char *sig, const O
     }
     s->sql = dagi_xstrdup(sql);
     s->sig = dagi_xstrdup(sig);
-    cache_push_front(c, s);
+    dagi_lru_push_front(&c->lru, &s->lru);
     c->cached++;
     *out = s;
     return DAGI_OK;

@@ -41,7 +41,7 @@
 #define STMT_CACHE_MAX 32
 
 struct cached_stmt {
-    struct cached_stmt *prev, *next; /* LRU, most recent first */
+    struct dagi_lru_link lru; /* in sqlite_conn.lru, most recent first */
     char *sql;
     sqlite3_stmt *stmt;
     int max_param; /* highest $N the statement uses */
@@ -55,7 +55,7 @@ struct sqlite_conn {
     struct sqlite_db *owner;
     unsigned index;
     sqlite3 *handle;
-    struct cached_stmt *lru_head, *lru_tail;
+    struct dagi_lru lru; /* of cached_stmt */
     size_t cached;
     struct sqlite_rows *live; /* rows not yet freed */
     bool holds_writer;
@@ -94,32 +94,15 @@ static int fail_handle(sqlite3 *h, struct dagi_error *err, const char *what)
 
 /* --- statements --- */
 
-static void cache_unlink(struct sqlite_conn *c, struct cached_stmt *e)
+/* The statement a cache link belongs to; NULL past either end. */
+static struct cached_stmt *stmt_of(struct dagi_lru_link *l)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->lru_head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->lru_tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void cache_push_front(struct sqlite_conn *c, struct cached_stmt *e)
-{
-    e->next = c->lru_head;
-    if (c->lru_head)
-        c->lru_head->prev = e;
-    c->lru_head = e;
-    if (!c->lru_tail)
-        c->lru_tail = e;
+    return l ? container_of(l, struct cached_stmt, lru) : NULL;
 }
 
 static void cache_drop(struct sqlite_conn *c, struct cached_stmt *e)
 {
-    cache_unlink(c, e);
+    dagi_lru_unlink(&c->lru, &e->lru);
     c->cached--;
     sqlite3_finalize(e->stmt);
     free(e->sql);
@@ -186,12 +169,12 @@ static int stmt_get(struct sqlite_conn *c, const char *sql, size_t nparams, sqli
     struct cached_stmt *e;
     sqlite3_stmt *stmt = NULL;
     int max_param = 0, rc = DAGI_OK;
-    for (e = c->lru_head; e; e = e->next)
+    for (e = stmt_of(c->lru.head); e; e = stmt_of(e->lru.next))
         if (strcmp(e->sql, sql) == 0)
             break;
     if (e && !e->busy) {
-        cache_unlink(c, e);
-        cache_push_front(c, e);
+        dagi_lru_unlink(&c->lru, &e->lru);
+        dagi_lru_push_front(&c->lru, &e->lru);
         stmt = e->stmt;
         max_param = e->max_param;
     } else if (e) { /* in use by live rows: a private copy */
@@ -203,11 +186,11 @@ static int stmt_get(struct sqlite_conn *c, const char *sql, size_t nparams, sqli
             e = dagi_xcalloc(1, sizeof(*e));
             *e = (struct cached_stmt){
                 .sql = dagi_xstrdup(sql), .stmt = stmt, .max_param = max_param};
-            cache_push_front(c, e);
+            dagi_lru_push_front(&c->lru, &e->lru);
             c->cached++;
             /* evict from the cold end, skipping statements still in use */
-            for (struct cached_stmt *v = c->lru_tail; v && c->cached > STMT_CACHE_MAX;) {
-                struct cached_stmt *prev = v->prev;
+            for (struct cached_stmt *v = stmt_of(c->lru.tail); v && c->cached > STMT_CACHE_MAX;) {
+                struct cached_stmt *prev = stmt_of(v->lru.prev);
                 if (!v->busy && v != e)
                     cache_drop(c, v);
                 v = prev;
@@ -319,8 +302,8 @@ out:
 
 static void conn_close(struct sqlite_conn *c)
 {
-    while (c->lru_head)
-        cache_drop(c, c->lru_head);
+    while (c->lru.head)
+        cache_drop(c, stmt_of(c->lru.head));
     sqlite3_close_v2(c->handle); /* _v2: defers if a caller leaked rows */
     c->handle = NULL;
 }
