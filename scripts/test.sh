@@ -39,6 +39,12 @@ step unit-test meson test -C "$B/test" --print-errorlogs --no-rebuild
 step unit-asan meson test -C "$B/asan" --print-errorlogs --no-rebuild
 step e2e-test "$PY" tests/e2e/run.py --bin "$B/test/dagi" --summary "$B/e2e-test.json"
 step e2e-asan "$PY" tests/e2e/run.py --bin "$B/asan/dagi" --sanitized --summary "$B/e2e-asan.json"
+# The release build (what `make run` ships): the lifecycle tests that need no test hooks.
+step e2e-release "$PY" tests/e2e/run.py --bin "$B/clang/dagi" --summary "$B/e2e-release.json" \
+    -k test_start_ready_metrics_admin_key -k test_sigint_stops_cleanly \
+    -k test_admin_routes_need_the_key -k test_version_and_help -k test_release_build_has_no_test_routes \
+    -k test_readyz_reports_the_bus -k test_kill_9_leaves_no_nats_server -k test_config.test_
 
 "$PY" scripts/count_results.py "$B/test" "$B/asan" "$B/e2e-test.json" "$B/e2e-asan.json" \
+    "$B/e2e-release.json" \
     --failed-steps "$failed_steps"

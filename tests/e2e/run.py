@@ -6,7 +6,7 @@ stopped and cleaned up afterwards; its temp dir is kept under
 build/e2e-logs/ when the test fails).  Prints PASS/FAIL/SKIP per test and a
 JSON summary for scripts/count_results.py.
 
-usage: run.py --bin PATH [--sanitized] [--summary FILE] [-k SUBSTRING]"""
+usage: run.py --bin PATH [--sanitized] [--summary FILE] [-k SUBSTRING]..."""
 import argparse
 import importlib.util
 import json
@@ -48,7 +48,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--sanitized", action="store_true")
     ap.add_argument("--summary")
-    ap.add_argument("-k", dest="filter")
+    ap.add_argument("-k", dest="filters", action="append",
+                    help="run only tests whose name contains this (repeatable)")
     a = ap.parse_args()
     harness.BIN = os.path.abspath(a.bin)
     harness.SANITIZED = a.sanitized
@@ -67,7 +68,7 @@ def main():
             if not (attr.startswith("test_") and callable(fn)):
                 continue
             name = f"{fname[:-3]}.{attr}"
-            if a.filter and a.filter not in name:
+            if a.filters and not any(f in name for f in a.filters):
                 continue
             ctx = Context(attr)
             t0 = time.monotonic()

@@ -84,7 +84,7 @@ def test_bad_environment_override_exit_2(ctx):
 
 def test_environment_override_applies(ctx):
     n = ctx.node(env={"DAGI_HTTP_MAX_BODY": "100"})
-    r = n.post("/v1/test/echo", {"x": "y" * 200}, headers=n.auth())
+    r = n.post("/v1/admin/reload", {"x": "y" * 200}, headers=n.auth())
     assert r.status == 413
 
 

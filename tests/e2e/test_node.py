@@ -125,3 +125,16 @@ def test_business_clock_can_be_moved_by_tests(ctx):
     assert r.json()["now_ms"] - before >= day
     r = n.post("/v1/test/clock", {"offset_ms": "soon"}, headers=n.auth())
     assert r.status == 400 and r.json()["error"]["field"] == "offset_ms"
+
+
+def test_release_build_has_no_test_routes(ctx):
+    """Run against the release binary too (scripts/test.sh): nothing test-only ships."""
+    n = ctx.node()
+    status = n.get("/v1/admin/status", headers=n.auth()).json()
+    r = n.post("/v1/test/echo", {"x": 1}, headers=n.auth())
+    if status["test_hooks"]:
+        assert r.status == 200
+    else:
+        assert r.status == 404, r
+        rc, out, _ = run_dagi("version")
+        assert "test hooks" not in out
