@@ -231,6 +231,106 @@ static const struct dagi_cfg_schema store_schema = {"store", "The relational sto
                                                     sizeof(SECTION_OF(store)), store_fields,
                                                     DAGI_ARRAY_LEN(store_fields), check_store};
 
+const char *const dagi_model_providers[] = {"openai", "ollama", "builtin", NULL};
+
+static const char *const model_capabilities[] = {"chat", "vision", "tools", "embeddings",
+                                                 "reasoning", NULL};
+
+static const struct dagi_cfg_field model_fields[] = {
+    {"id", DAGI_CFG_STRING, offsetof(struct dagi_model_config, id), NULL, 1, 128, NULL, NULL,
+     DAGI_CFG_REQUIRED, "The name agent profiles and routing rules use."},
+    {"provider", DAGI_CFG_ENUM, offsetof(struct dagi_model_config, provider), NULL, 0, 0,
+     dagi_model_providers, NULL, DAGI_CFG_REQUIRED,
+     "`openai` (any OpenAI-compatible API: OpenAI, DeepSeek, vLLM, llama.cpp, Ollama's /v1), "
+     "`ollama` (native API, loads and unloads), `builtin` (offline, labelled as such)."},
+    {"base_url", DAGI_CFG_STRING, offsetof(struct dagi_model_config, base_url), NULL, 0, 2048,
+     NULL, NULL, 0, "The provider's base URL (not for builtin)."},
+    {"api_key_env", DAGI_CFG_STRING, offsetof(struct dagi_model_config, api_key_env), NULL, 0,
+     256, NULL, NULL, 0, "Environment variable holding the API key; unset = no key."},
+    {"model", DAGI_CFG_STRING, offsetof(struct dagi_model_config, model), NULL, 0, 256, NULL,
+     NULL, 0, "The upstream's name for the model; defaults to id."},
+    {"context_length", DAGI_CFG_INT, offsetof(struct dagi_model_config, context_length), "8192",
+     256, 10000000, NULL, NULL, 0, "Tokens of context the model accepts."},
+    {"capabilities", DAGI_CFG_STRING_LIST, offsetof(struct dagi_model_config, capabilities),
+     "chat", 1, 5, NULL, NULL, 0, "Any of chat, vision, tools, embeddings, reasoning."},
+    {"memory_mb", DAGI_CFG_INT, offsetof(struct dagi_model_config, memory_mb), "0", 0, 10000000,
+     NULL, NULL, 0, "Local models: memory a load takes from swapper.vram_budget_mb."},
+};
+
+static void check_model(void *record, struct dagi_cfg_ctx *ctx)
+{
+    struct dagi_model_config *m = record;
+    for (size_t i = 0; i < m->capabilities.count; i++) {
+        bool known = false;
+        for (size_t j = 0; model_capabilities[j]; j++)
+            known = known || strcmp(m->capabilities.items[i], model_capabilities[j]) == 0;
+        if (!known)
+            dagi_cfg_report(ctx, "capabilities",
+                            "unknown capability \"%s\" (chat, vision, tools, embeddings, reasoning)",
+                            m->capabilities.items[i]);
+    }
+    bool builtin = strcmp(dagi_model_providers[m->provider], "builtin") == 0;
+    if (!builtin && !m->base_url)
+        dagi_cfg_report(ctx, "base_url", "required for provider %s",
+                        dagi_model_providers[m->provider]);
+    if (m->base_url && strncmp(m->base_url, "http://", 7) != 0 &&
+        strncmp(m->base_url, "https://", 8) != 0)
+        dagi_cfg_report(ctx, "base_url", "must start with http:// or https://");
+}
+
+static const struct dagi_cfg_schema model_schema = {
+    "swapper.models[]", "A model the swapper can serve.", sizeof(struct dagi_model_config),
+    model_fields, DAGI_ARRAY_LEN(model_fields), check_model};
+
+static void check_swapper(void *record, struct dagi_cfg_ctx *ctx)
+{
+    SECTION_OF(swapper) *sw = record;
+    const struct dagi_model_config *models = sw->models.items;
+    for (size_t i = 0; i < sw->models.count; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(models[i].id, models[j].id) == 0)
+                dagi_cfg_report(ctx, "models", "model id \"%s\" is defined twice", models[i].id);
+}
+
+static const struct dagi_cfg_field swapper_fields[] = {
+    {"vram_budget_mb", DAGI_CFG_INT, offsetof(SECTION_OF(swapper), vram_budget_mb), "0", 0,
+     10000000, NULL, NULL, 0,
+     "Memory local models may hold at once; past it the least recently used is unloaded "
+     "(0 = no budget)."},
+    {"connect_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(swapper), connect_timeout), "5s",
+     10, 5 * 60 * SECOND, NULL, NULL, 0, "Connecting to a provider."},
+    {"first_token_timeout", DAGI_CFG_DURATION,
+     offsetof(SECTION_OF(swapper), first_token_timeout), "60s", 10, HOUR, NULL, NULL, 0,
+     "From the request to the first token (model loads included)."},
+    {"total_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(swapper), total_timeout), "300s",
+     10, 4 * HOUR, NULL, NULL, 0, "A whole answer."},
+    {"retries", DAGI_CFG_INT, offsetof(SECTION_OF(swapper), retries), "2", 0, 10, NULL, NULL, 0,
+     "Retries with jitter, only before the first token."},
+    {"models", DAGI_CFG_LIST, offsetof(SECTION_OF(swapper), models), NULL, 0, 1000, NULL,
+     &model_schema, DAGI_CFG_NO_ENV,
+     "The models; a `builtin` model is always available even when not listed."},
+};
+static const struct dagi_cfg_schema swapper_schema = {
+    "swapper", "Model providers (seed 2.4).", sizeof(SECTION_OF(swapper)), swapper_fields,
+    DAGI_ARRAY_LEN(swapper_fields), check_swapper};
+
+static const struct dagi_cfg_field router_fields[] = {
+    {"registry", DAGI_CFG_STRING, offsetof(SECTION_OF(router), registry),
+     "config/agent_registry.yml", 1, 4096, NULL, NULL, 0,
+     "The agent registry: the single source of truth for agents."},
+    {"routing", DAGI_CFG_STRING, offsetof(SECTION_OF(router), routing), NULL, 0, 4096, NULL, NULL,
+     0, "Routing rules (config/routing.yml); unset = none."},
+    {"prompts_dir", DAGI_CFG_STRING, offsetof(SECTION_OF(router), prompts_dir), "config/prompts",
+     1, 4096, NULL, NULL, 0, "Where the registry's system prompt files are."},
+    {"max_tool_rounds", DAGI_CFG_INT, offsetof(SECTION_OF(router), max_tool_rounds), "3", 0, 20,
+     NULL, NULL, 0, "Server-side tool call rounds per request."},
+    {"history_max", DAGI_CFG_INT, offsetof(SECTION_OF(router), history_max), "20", 0, 1000, NULL,
+     NULL, 0, "Messages of the caller's history passed to the model."},
+};
+static const struct dagi_cfg_schema router_schema = {
+    "router", "The router: agents, routing rules, tools (seed 2.3).", sizeof(SECTION_OF(router)),
+    router_fields, DAGI_ARRAY_LEN(router_fields), NULL};
+
 static const struct dagi_cfg_field top_fields[] = {
     {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
      0, "This node."},
@@ -248,6 +348,10 @@ static const struct dagi_cfg_field top_fields[] = {
      "The bus: NATS and JetStream."},
     {"store", DAGI_CFG_SECTION, offsetof(struct dagi_config, store), NULL, 0, 0, NULL,
      &store_schema, 0, "The relational store."},
+    {"swapper", DAGI_CFG_SECTION, offsetof(struct dagi_config, swapper), NULL, 0, 0, NULL,
+     &swapper_schema, 0, "Model providers."},
+    {"router", DAGI_CFG_SECTION, offsetof(struct dagi_config, router), NULL, 0, 0, NULL,
+     &router_schema, 0, "The router."},
 };
 
 const struct dagi_cfg_schema dagi_config_schema = {

@@ -23,6 +23,20 @@ struct dagi_http_limit_config {
     int64_t max_body;
 };
 
+/* One model the swapper can serve (swapper.models[]). */
+struct dagi_model_config {
+    char *id;       /* what profiles and routing rules name */
+    int provider;   /* enum: openai, ollama, builtin (index into dagi_model_providers) */
+    char *base_url; /* e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434 */
+    char *api_key_env; /* variable holding the key; NULL = none */
+    char *model;    /* the upstream's model name; NULL = id */
+    int64_t context_length;
+    struct dagi_cfg_strings capabilities; /* chat, vision, tools, embeddings, reasoning */
+    int64_t memory_mb; /* local models: what a load costs against vram_budget_mb */
+};
+
+extern const char *const dagi_model_providers[];
+
 struct dagi_config {
     struct {
         char *name;
@@ -91,6 +105,21 @@ struct dagi_config {
             int64_t retention;
         } outbox;
     } store;
+    struct {
+        int64_t vram_budget_mb; /* 0 = no budget */
+        int64_t connect_timeout;
+        int64_t first_token_timeout;
+        int64_t total_timeout;
+        int64_t retries;
+        struct dagi_cfg_list models; /* struct dagi_model_config */
+    } swapper;
+    struct {
+        char *registry;    /* the agent registry file */
+        char *routing;     /* routing rules file; NULL = none */
+        char *prompts_dir; /* where registry prompt files are looked up */
+        int64_t max_tool_rounds;
+        int64_t history_max;
+    } router;
 };
 
 extern const struct dagi_cfg_schema dagi_config_schema;

@@ -1,0 +1,30 @@
+/* The swapper role (seed 2.4): serves model calls on the bus and model
+ * management to operators.
+ *
+ * Bus: `dagi.swapper.infer`, a streamed reply.
+ *   request  {"model": "<model id>", "messages": [...], "tools": [...]?,
+ *             "max_tokens": N?, "temperature": x?}      (provider.h's shape)
+ *   chunks   {"delta": "<text>"}                          one per delta
+ *   final    {"model": id, "backend": provider name, "usage": {"prompt_tokens",
+ *             "completion_tokens"}, "finish_reason": "stop"|"length"|"tool_calls",
+ *             "tool_calls": [...]?}
+ *   error    the bus error, code "unavailable" / "timed_out" / "not_found"
+ *            (unknown model) / "invalid"; its message says whether a token was
+ *            already sent ("after the first token" in the message, and the
+ *            final's absence) so the router can decide on a fallback.
+ *
+ * Local models load lazily: the first request for an unloaded model loads it
+ * (concurrent first requests share one load); a load that would pass
+ * swapper.vram_budget_mb first unloads the least recently used models.
+ *
+ * HTTP (operators, admin key): GET /v1/swapper/models, POST
+ * /v1/swapper/models/{id}/load, POST /v1/swapper/models/{id}/unload,
+ * GET /v1/swapper/status. */
+#ifndef DAGI_SWAPPER_H
+#define DAGI_SWAPPER_H
+
+#include "node/node.h"
+
+extern const struct dagi_role dagi_role_swapper;
+
+#endif
