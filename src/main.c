@@ -9,6 +9,7 @@
 #include "store/db.h"
 #include "store/migrate.h"
 #include "node/node.h"
+#include "swapper/swapper.h"
 
 #include <jansson.h>
 
@@ -20,8 +21,8 @@
 extern char **environ;
 
 /* Roles join this table as they become real (ARCHITECTURE.md). */
-static const struct dagi_role *const all_roles[] = {NULL};
-static const size_t all_role_count = 0;
+static const struct dagi_role *const all_roles[] = {&dagi_role_swapper};
+static const size_t all_role_count = sizeof(all_roles) / sizeof(all_roles[0]);
 
 enum { EXIT_USAGE = 2 };
 
