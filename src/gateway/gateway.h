@@ -1,0 +1,19 @@
+/* The gateway role (seed 2.1): the public HTTP API in front of the router.
+ *
+ *   POST /v1/agents/{id}/infer   dagi's own API (JSON, or SSE with "stream")
+ *   POST /v1/chat/completions    OpenAI-compatible (model = agent id)
+ *   GET  /v1/models              OpenAI-compatible list of agents
+ *   POST /route, GET /health     the original router's contract
+ *
+ * Every route passes the node's gate (admin key until user keys exist); the
+ * gateway shapes requests, asks `dagi.router.infer` over the bus and streams
+ * the answer back; a client that disconnects cancels the bus call, which
+ * cancels the model call upstream. */
+#ifndef DAGI_GATEWAY_H
+#define DAGI_GATEWAY_H
+
+#include "node/node.h"
+
+extern const struct dagi_role dagi_role_gateway;
+
+#endif
