@@ -9,6 +9,8 @@
 #include "store/db.h"
 #include "store/migrate.h"
 #include "node/node.h"
+#include "gateway/gateway.h"
+#include "router/router.h"
 #include "swapper/swapper.h"
 
 #include <jansson.h>
@@ -21,7 +23,8 @@
 extern char **environ;
 
 /* Roles join this table as they become real (ARCHITECTURE.md). */
-static const struct dagi_role *const all_roles[] = {&dagi_role_swapper};
+static const struct dagi_role *const all_roles[] = {&dagi_role_swapper, &dagi_role_router,
+                                                     &dagi_role_gateway};
 static const size_t all_role_count = sizeof(all_roles) / sizeof(all_roles[0]);
 
 enum { EXIT_USAGE = 2 };

@@ -315,9 +315,10 @@ static const struct dagi_cfg_schema swapper_schema = {
     DAGI_ARRAY_LEN(swapper_fields), check_swapper};
 
 static const struct dagi_cfg_field router_fields[] = {
-    {"registry", DAGI_CFG_STRING, offsetof(SECTION_OF(router), registry),
-     "config/agent_registry.yml", 1, 4096, NULL, NULL, 0,
-     "The agent registry: the single source of truth for agents."},
+    {"registry", DAGI_CFG_STRING, offsetof(SECTION_OF(router), registry), NULL, 0, 4096, NULL,
+     NULL, 0,
+     "The agent registry, the single source of truth for agents (config/agent_registry.yml); "
+     "unset = no agents."},
     {"routing", DAGI_CFG_STRING, offsetof(SECTION_OF(router), routing), NULL, 0, 4096, NULL, NULL,
      0, "Routing rules (config/routing.yml); unset = none."},
     {"prompts_dir", DAGI_CFG_STRING, offsetof(SECTION_OF(router), prompts_dir), "config/prompts",

@@ -1,0 +1,414 @@
+/* The OpenAI-compatible routes: POST /v1/chat/completions and GET /v1/models.
+ *
+ * "model" is a dagi agent id: an OpenAI client pointed at dagi talks to the
+ * agents, with their prompts and routing, not to raw models.  The shapes
+ * follow OpenAI's chat completions API closely enough for its SDKs: the
+ * chat.completion object, chat.completion.chunk SSE lines ending in
+ * `data: [DONE]`, the usage chunk with empty choices when
+ * stream_options.include_usage, and {"error":{message,type,param,code}}. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "gateway_internal.h"
+
+#define MAX_MESSAGE (64u * 1024)
+
+static json_t *oai_error_body(const char *type, const char *code, const char *param,
+                              const char *message)
+{
+    return json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
+                     param ? json_string(param) : json_null(), "code",
+                     code ? json_string(code) : json_null());
+}
+
+static void oai_error(struct dagi_http_req *req, int status, const char *type, const char *code,
+                      const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void oai_error(struct dagi_http_req *req, int status, const char *type, const char *code,
+                      const char *param, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dagi_http_respond_json(req, status, oai_error_body(type, code, param, msg));
+}
+
+static void invalid(struct dagi_http_req *req, const char *param, const char *message)
+{
+    oai_error(req, 400, "invalid_request_error", "invalid_value", param, "%s", message);
+}
+
+/* The OpenAI error for a router error; status through *status. */
+static json_t *oai_error_of(int err, const char *model, const char *message, int *status)
+{
+    char buf[512];
+    *status = gw_status_of(err);
+    if (!message)
+        message = dagi_strerror(err);
+    switch (*status) {
+    case 404:
+        snprintf(buf, sizeof(buf), "The model `%.128s` does not exist or you do not have access "
+                                   "to it.", model ? model : "");
+        return oai_error_body("invalid_request_error", "model_not_found", "model", buf);
+    case 403:
+        return oai_error_body("permission_error", "model_not_available", "model", message);
+    case 400:
+        return oai_error_body("invalid_request_error", "invalid_value", NULL, message);
+    case 413:
+        return oai_error_body("invalid_request_error", "request_too_large", NULL, message);
+    case 504:
+        return oai_error_body("timeout", "timeout", NULL, message);
+    case 503:
+        return oai_error_body("server_error", "service_unavailable", NULL, message);
+    default:
+        return oai_error_body("server_error", "upstream_error", NULL, message);
+    }
+}
+
+/* --- streaming --- */
+
+static json_t *chunk_new(struct gw_call *c, json_t *delta, const char *finish_reason)
+{
+    json_t *ch = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:o}]}", "id", c->id, "object",
+                           "chat.completion.chunk", "created", (json_int_t)c->created, "model",
+                           c->model, "choices", "index", 0, "delta", delta, "logprobs",
+                           "finish_reason",
+                           finish_reason ? json_string(finish_reason) : json_null());
+    if (c->include_usage) /* OpenAI: null on every chunk but the last */
+        json_object_set_new(ch, "usage", json_null());
+    return ch;
+}
+
+static void send_json(struct gw_call *c, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s)
+        dagi_http_sse_send(c->req, NULL, s); /* a closed client shows up as on_close */
+    free(s);
+}
+
+static void send_role(struct gw_call *c)
+{
+    if (c->started)
+        return;
+    c->started = true;
+    send_json(c, chunk_new(c, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL));
+}
+
+static void chat_chunk(struct gw_call *c, json_t *chunk)
+{
+    json_t *delta = json_object_get(chunk, "delta");
+    if (!c->stream || !json_is_string(delta) || !json_string_length(delta))
+        return;
+    send_role(c);
+    if (c->req)
+        send_json(c, chunk_new(c, json_pack("{s:O}", "content", delta), NULL));
+}
+
+static json_t *usage_of(json_t *result)
+{
+    json_t *u = json_object_get(result, "usage");
+    json_int_t p = json_integer_value(json_object_get(u, "prompt_tokens"));
+    json_int_t k = json_integer_value(json_object_get(u, "completion_tokens"));
+    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", p, "completion_tokens", k, "total_tokens",
+                     p + k);
+}
+
+static const char *finish_of(json_t *result, bool tools)
+{
+    const char *f = json_string_value(json_object_get(result, "finish_reason"));
+    if (tools)
+        return "tool_calls";
+    return f && *f ? f : "stop";
+}
+
+/* Tool calls in OpenAI's shape; in a stream each carries its index. */
+static json_t *tool_calls_of(json_t *result, bool indexed)
+{
+    json_t *tc = json_object_get(result, "tool_calls");
+    if (!json_is_array(tc) || !json_array_size(tc))
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(tc, i, e) {
+        json_t *x = json_deep_copy(e);
+        if (!json_object_get(x, "type"))
+            json_object_set_new(x, "type", json_string("function"));
+        if (indexed)
+            json_object_set_new(x, "index", json_integer((json_int_t)i));
+        json_array_append_new(out, x);
+    }
+    return out;
+}
+
+static void chat_done(struct gw_call *c, int err, json_t *result, const char *message)
+{
+    if (!err && !json_is_object(result)) {
+        err = DAGI_EPARSE;
+        message = "the router's answer is not JSON";
+    }
+    if (err) {
+        int status;
+        json_t *e = oai_error_of(err, c->model, message, &status);
+        if (c->started) { /* mid-stream: OpenAI sends the error as a data line */
+            send_json(c, e);
+            dagi_http_stream_end(c->req);
+        } else {
+            dagi_http_respond_json(c->req, status, e);
+        }
+        return;
+    }
+    if (c->stream) {
+        send_role(c);
+        json_t *tc = tool_calls_of(result, true);
+        if (tc)
+            send_json(c, chunk_new(c, json_pack("{s:o}", "tool_calls", tc), NULL));
+        send_json(c, chunk_new(c, json_object(), finish_of(result, tc != NULL)));
+        if (c->include_usage)
+            send_json(c, json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", c->id, "object",
+                                   "chat.completion.chunk", "created", (json_int_t)c->created,
+                                   "model", c->model, "choices", "usage", usage_of(result)));
+        dagi_http_sse_send(c->req, NULL, "[DONE]");
+        dagi_http_stream_end(c->req);
+        return;
+    }
+    json_t *tc = tool_calls_of(result, false);
+    const char *text = json_string_value(json_object_get(result, "response"));
+    json_t *msg = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
+                            text && (*text || !tc) ? json_string(text)
+                            : tc                    ? json_null()
+                                                    : json_string(""),
+                            "refusal");
+    if (tc)
+        json_object_set_new(msg, "tool_calls", tc);
+    dagi_http_respond_json(
+        c->req, 200,
+        json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}],s:o}", "id", c->id, "object",
+                  "chat.completion", "created", (json_int_t)c->created, "model", c->model,
+                  "choices", "index", 0, "message", msg, "logprobs", "finish_reason",
+                  finish_of(result, tc != NULL), "usage", usage_of(result)));
+}
+
+static const struct gw_call_ops chat_ops = {"openai", GW_INFER_SUBJECT, chat_chunk, chat_done};
+
+/* The text of the last user message: the router's rules and policy look at
+ * `message`; the model gets the whole `messages`. */
+static const char *last_user_text(json_t *messages, json_t **owned)
+{
+    *owned = NULL;
+    for (size_t i = json_array_size(messages); i-- > 0;) {
+        json_t *m = json_array_get(messages, i);
+        if (strcmp(json_string_value(json_object_get(m, "role")), "user"))
+            continue;
+        json_t *content = json_object_get(m, "content");
+        if (json_is_string(content))
+            return json_string_value(content);
+        if (!json_is_array(content))
+            return NULL;
+        /* Parts: join the text ones. */
+        char *buf = NULL;
+        size_t len = 0, k;
+        FILE *f = open_memstream(&buf, &len);
+        json_t *p;
+        json_array_foreach(content, k, p) {
+            const char *t = json_string_value(json_object_get(p, "text"));
+            if (t)
+                fprintf(f, "%s%s", len || ftell(f) ? "\n" : "", t);
+        }
+        fclose(f);
+        *owned = json_string(buf ? buf : "");
+        free(buf);
+        return json_string_value(*owned);
+    }
+    return NULL;
+}
+
+static bool valid_messages(struct dagi_http_req *req, json_t *messages)
+{
+    if (!json_is_array(messages) || !json_array_size(messages)) {
+        invalid(req, "messages", "messages must be a non-empty array");
+        return false;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        char param[64];
+        snprintf(param, sizeof(param), "messages[%zu]", i);
+        if (!json_is_object(m) || !role ||
+            (strcmp(role, "system") && strcmp(role, "developer") && strcmp(role, "user") &&
+             strcmp(role, "assistant") && strcmp(role, "tool"))) {
+            oai_error(req, 400, "invalid_request_error", "invalid_value", param,
+                      "%s.role must be system, developer, user, assistant or tool", param);
+            return false;
+        }
+        if (content && !json_is_null(content) && !json_is_string(content) &&
+            !json_is_array(content)) {
+            oai_error(req, 400, "invalid_request_error", "invalid_type", param,
+                      "%s.content must be a string or an array of parts", param);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_chat(struct dagi_http_req *req, void *ud)
+{
+    struct gw_state *gw = ud;
+    int64_t t0 = dagi_clock_mono_ns();
+    size_t len;
+    const char *body = dagi_http_req_body(req, &len);
+    json_error_t jerr;
+    json_t *in = json_loadb(body ? body : "", body ? len : 0, 0, &jerr), *out = NULL, *owned = NULL;
+    struct gw_call proto = {0};
+    if (!json_is_object(in)) {
+        invalid(req, NULL, "We could not parse the JSON body of your request: expected an "
+                           "object.");
+        goto out;
+    }
+    const char *model = json_string_value(json_object_get(in, "model"));
+    if (!model || !*model) {
+        oai_error(req, 400, "invalid_request_error", "missing_required_parameter", "model",
+                  "you must provide a model parameter");
+        goto out;
+    }
+    json_t *messages = json_object_get(in, "messages");
+    if (!valid_messages(req, messages))
+        goto out;
+    json_t *v = json_object_get(in, "stream");
+    if (v && !json_is_null(v) && !json_is_boolean(v)) {
+        invalid(req, "stream", "stream must be a boolean");
+        goto out;
+    }
+    proto.stream = json_is_true(v);
+    v = json_object_get(in, "stream_options");
+    if (v && !json_is_null(v)) {
+        json_t *iu = json_object_get(v, "include_usage");
+        if (!json_is_object(v) || (iu && !json_is_boolean(iu))) {
+            invalid(req, "stream_options", "stream_options must be {include_usage: boolean}");
+            goto out;
+        }
+        proto.include_usage = json_is_true(iu);
+    }
+    out = json_object();
+    json_t *mt = json_object_get(in, "max_completion_tokens");
+    if (!mt || json_is_null(mt))
+        mt = json_object_get(in, "max_tokens");
+    if (mt && !json_is_null(mt)) {
+        if (!json_is_integer(mt) || json_integer_value(mt) < 1) {
+            invalid(req, "max_tokens", "max_tokens must be a positive integer");
+            goto out;
+        }
+        json_object_set(out, "max_tokens", mt);
+    }
+    v = json_object_get(in, "temperature");
+    if (v && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2) {
+            invalid(req, "temperature", "temperature must be a number from 0 to 2");
+            goto out;
+        }
+        json_object_set(out, "temperature", v);
+    }
+    v = json_object_get(in, "tools");
+    if (v && !json_is_null(v)) {
+        if (!json_is_array(v)) {
+            invalid(req, "tools", "tools must be an array");
+            goto out;
+        }
+        if (json_array_size(v))
+            json_object_set(out, "tools", v);
+    }
+    if (json_object_get(in, "tool_choice"))
+        json_object_set(out, "tool_choice", json_object_get(in, "tool_choice"));
+    const char *user = json_string_value(json_object_get(in, "user"));
+    if (user)
+        json_object_set_new(out, "user_id", json_string(user));
+    const char *text = last_user_text(messages, &owned);
+    if (text && strlen(text) > MAX_MESSAGE) {
+        oai_error(req, 413, "invalid_request_error", "request_too_large", "messages",
+                  "the last user message is over 64 KiB");
+        goto out;
+    }
+    json_object_set_new(out, "agent_id", json_string(model));
+    json_object_set(out, "messages", messages);
+    if (text)
+        json_object_set_new(out, "message", json_string(text));
+    json_object_set_new(out, "channel", json_string("openai"));
+    proto.model = strdup(model);
+    proto.created = dagi_clock_now_ms() / 1000;
+    snprintf(proto.id, sizeof(proto.id), "chatcmpl-%.32s", dagi_http_req_trace_id(req));
+    gw_call_start(gw, req, &chat_ops, out, proto.stream, t0, &proto);
+    out = NULL;
+out:
+    json_decref(owned);
+    json_decref(out);
+    json_decref(in);
+}
+
+/* --- GET /v1/models --- */
+
+static void models_chunk(struct gw_call *c, json_t *chunk)
+{
+    (void)c;
+    (void)chunk;
+}
+
+static void models_done(struct gw_call *c, int err, json_t *result, const char *message)
+{
+    json_t *agents = json_object_get(result, "agents");
+    if (!err && !json_is_array(agents)) {
+        err = DAGI_EPARSE;
+        message = "the router's agent list is not JSON";
+    }
+    if (err) {
+        int status;
+        json_t *e = oai_error_of(err, NULL, message, &status);
+        dagi_http_respond_json(c->req, status, e);
+        return;
+    }
+    json_t *data = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(agents, i, a) {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (!id || json_is_false(json_object_get(a, "enabled")))
+            continue;
+        json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model",
+                                              "created", (json_int_t)c->gw->started_s,
+                                              "owned_by", "dagi"));
+    }
+    dagi_http_respond_json(c->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+static const struct gw_call_ops models_ops = {"models", GW_AGENTS_SUBJECT, models_chunk,
+                                              models_done};
+
+static void on_models(struct dagi_http_req *req, void *ud)
+{
+    gw_call_start(ud, req, &models_ops, json_object(), false, dagi_clock_mono_ns(), NULL);
+}
+
+int gw_openai_register(struct gw_state *gw, struct dagi_error *err)
+{
+    struct dagi_http_server *srv = dagi_node_http(gw->node);
+    const struct dagi_http_route routes[] = {
+        {"POST", "/v1/chat/completions", on_chat, gw, 0, GW_MAX_BODY},
+        {"GET", "/v1/models", on_models, gw, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc = dagi_http_server_add_route(srv, &routes[i]);
+        if (rc)
+            return dagi_error_set(err, rc, "gateway: cannot add route %s %s", routes[i].method,
+                                  routes[i].pattern);
+    }
+    return DAGI_OK;
+}

@@ -1,0 +1,454 @@
+/* dagi.router.infer (router.h): choose the models for a request, build the
+ * prompt, and stream the swapper's answer back, falling back to the next
+ * model while no token has reached the caller. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/bus.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "router/router_internal.h"
+
+#define SWAPPER_SUBJECT "dagi.swapper.infer"
+#define MAX_ANSWER (16u << 20)
+/* Profile + rule + fallbacks + builtin; longer lists are cut (builtin kept). */
+#define MAX_MODELS 16
+
+struct dagi_router_infer {
+    struct dagi_router_infer *prev, *next;
+    struct dagi_router_state *rt;
+    struct dagi_router_snap *snap; /* referenced: the model ids below point into it */
+    struct dagi_bus_req *req;
+    struct dagi_bus_call *call; /* the swapper call in flight */
+    const struct dagi_agent *agent;
+    const char *models[MAX_MODELS];
+    size_t n_models, cur;
+    json_t *call_body; /* the swapper request; "model" is set per attempt */
+    struct dagi_buf text;
+    bool stream, started, has_chat;
+    int last_err;
+    char last_message[256];
+    int64_t start_ns, deadline_ms;
+    char trace_id[64];
+};
+
+static unsigned ms_of(int64_t v)
+{
+    return v <= 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+static void infer_free(struct dagi_router_infer *in)
+{
+    struct dagi_router_state *rt = in->rt;
+    if (in->prev)
+        in->prev->next = in->next;
+    else
+        rt->infers = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    if (in->call)
+        dagi_bus_call_cancel(in->call);
+    json_decref(in->call_body);
+    dagi_buf_release(&in->text);
+    dagi_router_snap_unref(in->snap);
+    free(in);
+}
+
+static void infer_fail(struct dagi_router_infer *in, int err, const char *message)
+{
+    dagi_metric_inc(in->rt->errors, (const char *[]){in->agent->id, dagi_bus_err_name(err)});
+    dagi_bus_reply_error(in->req, err, "agent %s: %s", in->agent->id, message);
+    infer_free(in);
+}
+
+/* --- model choice --- */
+
+static void add_model(struct dagi_router_infer *in, const char *id)
+{
+    if (!id)
+        return;
+    for (size_t i = 0; i < in->n_models; i++)
+        if (!strcmp(in->models[i], id))
+            return;
+    /* The last slot is kept for builtin so the list always ends with it. */
+    if (in->n_models < MAX_MODELS - 1 || !strcmp(id, "builtin"))
+        in->models[in->n_models++] = id;
+}
+
+static void add_models(struct dagi_router_infer *in, const struct dagi_cfg_strings *ids)
+{
+    for (size_t i = 0; i < ids->count; i++)
+        add_model(in, ids->items[i]);
+}
+
+/* A reasoning model that needs an API key is only worth trying when the key
+ * is there; otherwise every request would pay for a failed attempt. */
+static bool model_usable(const struct dagi_config *c, const char *id)
+{
+    if (!strcmp(id, "builtin"))
+        return true;
+    const struct dagi_model_config *m = c->swapper.models.items;
+    for (size_t i = 0; i < c->swapper.models.count; i++) {
+        if (strcmp(m[i].id, id))
+            continue;
+        if (!m[i].api_key_env)
+            return true;
+        const char *key = getenv(m[i].api_key_env);
+        return key && *key;
+    }
+    return false;
+}
+
+static void choose_models(struct dagi_router_infer *in, const struct dagi_config *c,
+                          const struct dagi_route_facts *facts)
+{
+    const struct dagi_agent *a = in->agent;
+    const struct dagi_rule *rule = dagi_registry_route(a, in->snap->rules, facts);
+    if (rule) {
+        add_model(in, rule->use.model);
+        add_models(in, &rule->use.fallbacks);
+    } else if (facts->has_image && a->model.vision) {
+        add_model(in, a->model.vision);
+    } else if (a->model.reasoning && model_usable(c, a->model.reasoning)) {
+        add_model(in, a->model.reasoning);
+    } else {
+        add_model(in, a->model.default_model);
+    }
+    add_models(in, &a->model.fallbacks);
+    add_model(in, "builtin");
+}
+
+/* --- the prompt --- */
+
+static bool is_image_part(const json_t *part)
+{
+    const char *type = json_string_value(json_object_get(part, "type"));
+    return type && strstr(type, "image");
+}
+
+static bool messages_have_image(const json_t *messages)
+{
+    size_t i, j;
+    json_t *m, *part;
+    json_array_foreach(messages, i, m)
+    {
+        json_array_foreach(json_object_get(m, "content"), j, part)
+        {
+            if (is_image_part(part))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Bytes of the last user message's text, for the message_length fact. */
+static size_t last_user_length(const json_t *messages)
+{
+    for (size_t i = json_array_size(messages); i-- > 0;) {
+        const json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "user"))
+            continue;
+        const json_t *content = json_object_get(m, "content");
+        if (json_is_string(content))
+            return json_string_length(content);
+        size_t n = 0, j;
+        json_t *part;
+        json_array_foreach(content, j, part)
+        {
+            n += json_string_length(json_object_get(part, "text"));
+        }
+        return n;
+    }
+    return 0;
+}
+
+static void add_system(json_t *messages, const char *text, size_t len)
+{
+    if (text && len)
+        json_array_append_new(messages, json_pack("{s:s,s:s%}", "role", "system", "content", text,
+                                                  len));
+}
+
+/* The messages for the swapper: the registry's prompt always comes first, so
+ * a caller cannot replace the agent's identity, only add to it. */
+static json_t *build_messages(const struct dagi_router_infer *in, const json_t *body,
+                              int64_t history_max)
+{
+    json_t *out = json_array();
+    add_system(out, in->agent->prompt, in->agent->prompt_len);
+    const json_t *given = json_object_get(body, "messages");
+    if (json_is_array(given)) {
+        json_array_extend(out, (json_t *)given);
+        return out;
+    }
+    const json_t *sys = json_object_get(body, "system_prompt");
+    add_system(out, json_string_value(sys), json_string_length(sys));
+    const json_t *history = json_object_get(body, "history");
+    size_t n = json_array_size(history);
+    size_t from = (int64_t)n > history_max ? n - (size_t)history_max : 0;
+    for (size_t i = from; i < n; i++) {
+        json_t *h = json_array_get(history, i);
+        const char *role = json_string_value(json_object_get(h, "role"));
+        json_t *content = json_object_get(h, "content");
+        if (role && content)
+            json_array_append_new(out, json_pack("{s:s,s:O}", "role", role, "content", content));
+    }
+    json_t *msg = json_object_get(body, "message");
+    const json_t *images = json_object_get(body, "images");
+    if (!json_array_size(images)) {
+        json_array_append_new(out, json_pack("{s:s,s:O}", "role", "user", "content", msg));
+        return out;
+    }
+    json_t *parts = json_array();
+    if (json_string_length(msg))
+        json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", msg));
+    size_t i;
+    json_t *url;
+    json_array_foreach(images, i, url)
+    {
+        if (json_is_string(url))
+            json_array_append_new(parts, json_pack("{s:s,s:{s:O}}", "type", "image_url",
+                                                   "image_url", "url", url));
+    }
+    json_array_append_new(out, json_pack("{s:s,s:o}", "role", "user", "content", parts));
+    return out;
+}
+
+/* --- the swapper call --- */
+
+static void try_model(struct dagi_router_infer *in);
+
+static void on_chunk(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len,
+                     void *ud)
+{
+    (void)call, (void)seq;
+    struct dagi_router_infer *in = ud;
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    json_t *delta = json_object_get(doc, "delta");
+    if (json_is_string(delta) && json_string_length(delta)) {
+        in->started = true;
+        dagi_buf_append(&in->text, json_string_value(delta), json_string_length(delta));
+        /* Same shape both ways: pass the swapper's chunk on untouched. */
+        if (in->stream)
+            dagi_bus_stream_chunk(in->req, data, len);
+    }
+    json_decref(doc);
+}
+
+static void send_final(struct dagi_router_infer *in, const void *data, size_t len)
+{
+    json_t *res = json_loadb(data, len, 0, NULL);
+    json_t *usage = json_object_get(res, "usage");
+    json_int_t pin = json_integer_value(json_object_get(usage, "prompt_tokens"));
+    json_int_t pout = json_integer_value(json_object_get(usage, "completion_tokens"));
+    const char *model = json_string_value(json_object_get(res, "model"));
+    const char *backend = json_string_value(json_object_get(res, "backend"));
+    const char *finish = json_string_value(json_object_get(res, "finish_reason"));
+    /* A caller that takes no chunks gets the text in "content". */
+    const char *content = json_string_value(json_object_get(res, "content"));
+    if (content && !in->text.len)
+        dagi_buf_append_str(&in->text, content);
+    json_t *final = json_pack(
+        "{s:s%,s:s,s:s,s:I,s:{s:I,s:I},s:s,s:s,s:s}", "response", in->text.data ? in->text.data : "",
+        in->text.len, "model", model ? model : in->models[in->cur], "backend",
+        backend ? backend : "", "tokens_used", pin + pout, "usage", "prompt_tokens", pin,
+        "completion_tokens", pout, "finish_reason", finish ? finish : "stop", "policy", "FULL",
+        "reason", in->has_chat ? "default" : "no_chat");
+    /* The caller's own tools are the caller's to run: hand the calls back.
+     * TODO(router tools): server-side tool execution (the registry's
+     * `tools`/`allowed_tools`, router.max_tool_rounds rounds) is not done here
+     * yet; it belongs in a router_tools.c that runs the calls and re-asks. */
+    json_t *tool_calls = json_object_get(res, "tool_calls");
+    if (json_array_size(tool_calls))
+        json_object_set(final, "tool_calls", tool_calls);
+    char *out = json_dumps(final, JSON_COMPACT);
+    if (in->stream)
+        dagi_bus_stream_end(in->req, out, strlen(out));
+    else
+        dagi_bus_reply(in->req, out, strlen(out));
+    free(out);
+    json_decref(final);
+    json_decref(res);
+
+    const char *labels[] = {in->agent->id};
+    dagi_metric_add(in->rt->tokens_in, labels, (double)pin);
+    dagi_metric_add(in->rt->tokens_out, labels, (double)pout);
+    dagi_metric_observe(in->rt->latency, labels,
+                        (double)(dagi_clock_mono_ns() - in->start_ns) / 1e9);
+    infer_free(in);
+}
+
+static void on_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
+                    const char *error_message, void *ud)
+{
+    (void)call;
+    struct dagi_router_infer *in = ud;
+    in->call = NULL; /* the bus frees it after this callback */
+    if (!err) {
+        send_final(in, data, len);
+        return;
+    }
+    const char *model = in->models[in->cur];
+    if (in->started) {
+        /* Half an answer is out: another model would start over mid-text. */
+        char detail[512];
+        snprintf(detail, sizeof(detail), "the stream failed after the first token (model %s: %s)",
+                 model, error_message ? error_message : dagi_strerror(err));
+        infer_fail(in, err, detail);
+        return;
+    }
+    in->last_err = err;
+    snprintf(in->last_message, sizeof(in->last_message), "%s: %s", model,
+             error_message ? error_message : dagi_strerror(err));
+    dagi_log_warn(in->trace_id, "router: model failed before the first token, falling back",
+                  "agent", in->agent->id, "model", model, "error", in->last_message);
+    in->cur++;
+    if (in->cur < in->n_models)
+        dagi_metric_inc(in->rt->fallbacks, (const char *[]){in->agent->id});
+    try_model(in);
+}
+
+static void try_model(struct dagi_router_infer *in)
+{
+    while (in->cur < in->n_models) {
+        unsigned timeout = 0;
+        if (in->deadline_ms) {
+            int64_t left = in->deadline_ms - dagi_clock_now_ms();
+            if (left <= 0) {
+                in->last_err = DAGI_ETIMEDOUT;
+                snprintf(in->last_message, sizeof(in->last_message), "the deadline passed");
+                break;
+            }
+            timeout = ms_of(left);
+        }
+        json_object_set_new(in->call_body, "model", json_string(in->models[in->cur]));
+        char *data = json_dumps(in->call_body, JSON_COMPACT);
+        const struct dagi_config *c = dagi_node_cfg(in->rt->node);
+        /* The swapper enforces its own first-token and total budgets and
+         * answers with an error when they pass; ours only catches a swapper
+         * that went away, so give it a little more. */
+        unsigned first = ms_of(c->swapper.first_token_timeout + 5000);
+        unsigned idle = ms_of(c->swapper.total_timeout + 5000);
+        struct dagi_bus_call_opts opts = {
+            .subject = SWAPPER_SUBJECT,
+            .data = data,
+            .len = strlen(data),
+            .trace_id = in->trace_id,
+            .timeout_ms = timeout && timeout < first ? timeout : first,
+            .idle_timeout_ms = timeout && timeout < idle ? timeout : idle,
+            .on_chunk = on_chunk,
+            .on_done = on_done,
+            .ud = in,
+        };
+        int rc = dagi_bus_request(dagi_node_bus(in->rt->node), &opts, &in->call);
+        free(data);
+        if (!rc)
+            return;
+        in->call = NULL;
+        in->last_err = rc;
+        snprintf(in->last_message, sizeof(in->last_message), "%s: %s", in->models[in->cur],
+                 dagi_strerror(rc));
+        in->cur++;
+    }
+    int err = in->last_err == DAGI_ETIMEDOUT ? DAGI_ETIMEDOUT : DAGI_EUNAVAIL;
+    char detail[512];
+    snprintf(detail, sizeof(detail), "every model failed before the first token (last: %s)",
+             in->last_message);
+    infer_fail(in, err, detail);
+}
+
+static void on_caller_cancel(void *ud)
+{
+    struct dagi_router_infer *in = ud;
+    dagi_metric_inc(in->rt->errors, (const char *[]){in->agent->id, "cancelled"});
+    infer_free(in); /* cancels the swapper call: the model stops generating */
+}
+
+/* --- the handler --- */
+
+void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud)
+{
+    struct dagi_router_state *rt = ud;
+    if (rt->draining) {
+        dagi_bus_reply_error(req, DAGI_EUNAVAIL, "the router is draining");
+        return;
+    }
+    json_t *body = json_loadb(msg->data, msg->len, 0, NULL);
+    const char *agent_id = json_string_value(json_object_get(body, "agent_id"));
+    const json_t *messages = json_object_get(body, "messages");
+    const json_t *message = json_object_get(body, "message");
+    if (!json_is_object(body) || !agent_id ||
+        !(json_is_array(messages) || json_is_string(message))) {
+        dagi_bus_reply_error(req, DAGI_EINVAL,
+                             "the request must be a JSON object with agent_id and message or "
+                             "messages");
+        json_decref(body);
+        return;
+    }
+    const struct dagi_agent *agent =
+        rt->snap->reg ? dagi_registry_find(rt->snap->reg, agent_id) : NULL;
+    if (!agent || !agent->enabled) {
+        dagi_bus_reply_error(req, agent ? DAGI_EPERM : DAGI_ENOENT, "agent \"%.128s\" %s",
+                             agent_id, agent ? "is disabled" : "does not exist");
+        json_decref(body);
+        return;
+    }
+
+    struct dagi_router_infer *in = dagi_xcalloc(1, sizeof(*in));
+    in->rt = rt;
+    in->snap = dagi_router_snap_ref(rt->snap);
+    in->req = req;
+    in->agent = agent;
+    in->stream = msg->stream;
+    in->deadline_ms = msg->deadline_ms;
+    in->start_ns = dagi_clock_mono_ns();
+    in->has_chat = json_is_object(json_object_get(body, "chat"));
+    snprintf(in->trace_id, sizeof(in->trace_id), "%s", msg->trace_id ? msg->trace_id : "");
+    dagi_buf_init(&in->text, MAX_ANSWER);
+    in->next = rt->infers;
+    if (in->next)
+        in->next->prev = in;
+    rt->infers = in;
+
+    const struct dagi_config *c = dagi_node_cfg(rt->node);
+    json_t *msgs = build_messages(in, body, c->router.history_max);
+    const char *channel = json_string_value(json_object_get(body, "channel"));
+    const json_t *metadata = json_object_get(body, "metadata");
+    struct dagi_route_facts facts = {
+        .agent = agent->id,
+        .channel = channel ? channel : "http",
+        .task_type = json_string_value(json_object_get(body, "task_type")),
+        .has_image = json_array_size(json_object_get(body, "images")) > 0 ||
+                     messages_have_image(messages),
+        .has_audio = false,
+        .message_length = json_is_string(message) ? json_string_length(message)
+                                                  : last_user_length(messages),
+        .metadata = json_is_object(metadata) ? metadata : NULL,
+    };
+    choose_models(in, c, &facts);
+
+    in->call_body = json_pack("{s:o}", "messages", msgs);
+    const char *pass[] = {"tools", "max_tokens", "temperature"};
+    for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+        json_t *v = json_object_get(body, pass[i]);
+        if (v && !json_is_null(v))
+            json_object_set(in->call_body, pass[i], v);
+    }
+    json_decref(body);
+    dagi_bus_req_on_cancel(req, on_caller_cancel, in);
+    try_model(in);
+}
+
+void dagi_router_infers_stop(struct dagi_router_state *rt)
+{
+    while (rt->infers) {
+        struct dagi_router_infer *in = rt->infers;
+        infer_fail(in, DAGI_EUNAVAIL, "the router is stopping");
+    }
+}

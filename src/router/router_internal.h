@@ -1,0 +1,43 @@
+/* Private to the router role: its state, the refcounted snapshot of the
+ * registry and routing rules, and the infer handler (router_infer.c). */
+#ifndef DAGI_ROUTER_INTERNAL_H
+#define DAGI_ROUTER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "router/registry.h"
+#include "router/router.h"
+
+struct dagi_bus_req;
+struct dagi_bus_msg;
+struct dagi_metric;
+struct dagi_router_infer;
+
+/* What a request routes with: the registry and the global rules, swapped as
+ * one on reload.  A request holds a reference until it is answered, so every
+ * string it borrows from them (model ids, prompts) stays valid. */
+struct dagi_router_snap {
+    atomic_int refs;
+    struct dagi_registry *reg;
+    struct dagi_arena *arena;       /* the rules' memory; NULL without a routing file */
+    const struct dagi_rules *rules; /* NULL = no global rules */
+};
+
+struct dagi_router_state {
+    struct dagi_node *node;
+    struct dagi_router_snap *snap; /* replaced on the loop thread only */
+    struct dagi_router_infer *infers; /* in flight, for stop */
+    bool draining;
+    struct dagi_metric *latency, *tokens_in, *tokens_out, *errors, *fallbacks;
+};
+
+struct dagi_router_snap *dagi_router_snap_ref(struct dagi_router_snap *s);
+void dagi_router_snap_unref(struct dagi_router_snap *s);
+
+/* dagi.router.infer (router_infer.c). */
+void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud);
+/* Ends every request in flight with an error (the role is stopping). */
+void dagi_router_infers_stop(struct dagi_router_state *rt);
+
+#endif
