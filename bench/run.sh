@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks, run by hand (`make bench`); never part of `make test`.
 #   bench/run.sh            everything
-#   bench/run.sh http|bus|js|outbox
+#   bench/run.sh http|agents|bus|js|outbox
 # Each prints medians and the ratio to a baseline measured in the same run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,6 +13,11 @@ run() { echo; echo "=== $1 ==="; }
 if [ "$what" = all ] || [ "$what" = http ]; then
     run "HTTP: /healthz against nginx"
     /usr/bin/python3 bench/http_bench.py --bin "$B/release/dagi"
+fi
+if [ "$what" = all ] || [ "$what" = agents ]; then
+    ninja -C "$B/release" fake_upstream >/dev/null
+    run "agents: /v1/chat/completions against nginx proxying to the same fake upstream"
+    /usr/bin/python3 bench/agents_bench.py --bin "$B/release/dagi" --fake "$B/release/fake_upstream"
 fi
 for b in bus js outbox; do
     if [ "$what" = all ] || [ "$what" = "$b" ]; then
