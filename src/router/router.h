@@ -4,7 +4,9 @@
  *   request  {"agent_id": "helion", "message": "text", "images": ["data:image/..."]?,
  *             "system_prompt": "caller's system text"?, "history": [{role, content}]?,
  *             "messages": [...]? (OpenAI callers: used instead of message/history/system),
- *             "tools": [...]? (a caller's own tools: returned to the caller, never run),
+ *             "tools": [...]? (a caller's own tools: returned to the caller, never run;
+ *             without them the agent's declared tools are offered to the model and
+ *             the router runs the allowed ones itself, up to router.max_tool_rounds),
  *             "user_id"?, "chat": {"id", "type": private|group|supergroup}?,
  *             "channel": "http"|"openai"|"telegram"?, "task_type"?, "metadata": {}?,
  *             "mode"?, "max_tokens"?, "temperature"?}

@@ -31,6 +31,11 @@ struct dagi_router_infer {
     json_t *call_body; /* the swapper request; "model" is set per attempt */
     struct dagi_buf text;
     bool stream, started, has_chat;
+    bool caller_tools;                /* the caller's own tools: calls go back to it */
+    struct dagi_router_tools *tools;  /* a round of server-side calls in flight */
+    int64_t rounds;                   /* tool rounds done */
+    size_t round_start;               /* where this round's text starts in `text` */
+    json_int_t tokens_in, tokens_out; /* over every round */
     int last_err;
     char last_message[256];
     int64_t start_ns, deadline_ms;
@@ -53,6 +58,7 @@ static void infer_free(struct dagi_router_infer *in)
         in->next->prev = in->prev;
     if (in->call)
         dagi_bus_call_cancel(in->call);
+    dagi_router_tools_cancel(in->tools);
     json_decref(in->call_body);
     dagi_buf_release(&in->text);
     dagi_router_snap_unref(in->snap);
@@ -241,32 +247,21 @@ static void on_chunk(struct dagi_bus_call *call, uint64_t seq, const void *data,
     json_decref(doc);
 }
 
-static void send_final(struct dagi_router_infer *in, const void *data, size_t len)
+static void send_final(struct dagi_router_infer *in, json_t *res, const char *finish,
+                       const json_t *tool_calls)
 {
-    json_t *res = json_loadb(data, len, 0, NULL);
-    json_t *usage = json_object_get(res, "usage");
-    json_int_t pin = json_integer_value(json_object_get(usage, "prompt_tokens"));
-    json_int_t pout = json_integer_value(json_object_get(usage, "completion_tokens"));
+    json_int_t pin = in->tokens_in, pout = in->tokens_out;
     const char *model = json_string_value(json_object_get(res, "model"));
     const char *backend = json_string_value(json_object_get(res, "backend"));
-    const char *finish = json_string_value(json_object_get(res, "finish_reason"));
-    /* A caller that takes no chunks gets the text in "content". */
-    const char *content = json_string_value(json_object_get(res, "content"));
-    if (content && !in->text.len)
-        dagi_buf_append_str(&in->text, content);
     json_t *final = json_pack(
-        "{s:s%,s:s,s:s,s:I,s:{s:I,s:I},s:s,s:s,s:s}", "response", in->text.data ? in->text.data : "",
-        in->text.len, "model", model ? model : in->models[in->cur], "backend",
-        backend ? backend : "", "tokens_used", pin + pout, "usage", "prompt_tokens", pin,
-        "completion_tokens", pout, "finish_reason", finish ? finish : "stop", "policy", "FULL",
-        "reason", in->has_chat ? "default" : "no_chat");
-    /* The caller's own tools are the caller's to run: hand the calls back.
-     * TODO(router tools): server-side tool execution (the registry's
-     * `tools`/`allowed_tools`, router.max_tool_rounds rounds) is not done here
-     * yet; it belongs in a router_tools.c that runs the calls and re-asks. */
-    json_t *tool_calls = json_object_get(res, "tool_calls");
+        "{s:s%,s:s,s:s,s:I,s:{s:I,s:I},s:s,s:s,s:s}", "response",
+        in->text.data ? in->text.data : "", in->text.len, "model",
+        model ? model : in->models[in->cur], "backend", backend ? backend : "", "tokens_used",
+        pin + pout, "usage", "prompt_tokens", pin, "completion_tokens", pout, "finish_reason",
+        finish ? finish : "stop", "policy", "FULL", "reason", in->has_chat ? "default" : "no_chat");
+    /* The caller's own tools are the caller's to run: hand the calls back. */
     if (json_array_size(tool_calls))
-        json_object_set(final, "tool_calls", tool_calls);
+        json_object_set(final, "tool_calls", (json_t *)tool_calls);
     char *out = json_dumps(final, JSON_COMPACT);
     if (in->stream)
         dagi_bus_stream_end(in->req, out, strlen(out));
@@ -274,7 +269,6 @@ static void send_final(struct dagi_router_infer *in, const void *data, size_t le
         dagi_bus_reply(in->req, out, strlen(out));
     free(out);
     json_decref(final);
-    json_decref(res);
 
     const char *labels[] = {in->agent->id};
     dagi_metric_add(in->rt->tokens_in, labels, (double)pin);
@@ -284,6 +278,64 @@ static void send_final(struct dagi_router_infer *in, const void *data, size_t le
     infer_free(in);
 }
 
+/* A round of server-side tool calls is answered: ask the same model again
+ * with the results. */
+static void on_tools_done(void *ud, json_t *tool_messages)
+{
+    struct dagi_router_infer *in = ud;
+    json_array_extend(json_object_get(in->call_body, "messages"), tool_messages);
+    in->round_start = in->text.len;
+    try_model(in);
+}
+
+static void on_final(struct dagi_router_infer *in, const void *data, size_t len)
+{
+    json_t *res = json_loadb(data, len, 0, NULL);
+    json_t *usage = json_object_get(res, "usage");
+    in->tokens_in += json_integer_value(json_object_get(usage, "prompt_tokens"));
+    in->tokens_out += json_integer_value(json_object_get(usage, "completion_tokens"));
+    const char *finish = json_string_value(json_object_get(res, "finish_reason"));
+    /* A caller that takes no chunks gets the text in "content". */
+    const char *content = json_string_value(json_object_get(res, "content"));
+    if (content && in->text.len == in->round_start)
+        dagi_buf_append_str(&in->text, content);
+    json_t *tool_calls = json_object_get(res, "tool_calls");
+    if (in->caller_tools || !finish || strcmp(finish, "tool_calls") ||
+        !json_array_size(tool_calls)) {
+        send_final(in, res, finish, in->caller_tools ? tool_calls : NULL);
+        json_decref(res);
+        return;
+    }
+    /* The agent's own tools: run them here. */
+    const struct dagi_config *c = dagi_node_cfg(in->rt->node);
+    if (in->rounds >= c->router.max_tool_rounds) {
+        if (!in->text.len) {
+            json_decref(res);
+            char detail[128];
+            snprintf(detail, sizeof(detail),
+                     "the model still called tools after %lld rounds and gave no text",
+                     (long long)in->rounds);
+            infer_fail(in, DAGI_EUNAVAIL, detail);
+            return;
+        }
+        send_final(in, res, "stop", NULL);
+        json_decref(res);
+        return;
+    }
+    in->rounds++;
+    json_t *said = in->text.len > in->round_start ? json_stringn(in->text.data + in->round_start,
+                                                                 in->text.len - in->round_start)
+                                                  : NULL;
+    json_array_append_new(json_object_get(in->call_body, "messages"),
+                          json_pack("{s:s,s:o,s:O}", "role", "assistant", "content",
+                                    said ? said : json_null(), "tool_calls", tool_calls));
+    json_incref(tool_calls);
+    json_decref(res);
+    dagi_router_tools_run(in->rt, in->agent, tool_calls, in->trace_id, on_tools_done, in,
+                          &in->tools);
+    json_decref(tool_calls);
+}
+
 static void on_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
                     const char *error_message, void *ud)
 {
@@ -291,15 +343,18 @@ static void on_done(struct dagi_bus_call *call, int err, const void *data, size_
     struct dagi_router_infer *in = ud;
     in->call = NULL; /* the bus frees it after this callback */
     if (!err) {
-        send_final(in, data, len);
+        on_final(in, data, len);
         return;
     }
     const char *model = in->models[in->cur];
-    if (in->started) {
-        /* Half an answer is out: another model would start over mid-text. */
+    if (in->started || in->rounds) {
+        /* Half an answer is out: another model would start over mid-text.
+         * After a tool round the same model answers (its calls are in the
+         * messages), so there is no fallback either. */
         char detail[512];
-        snprintf(detail, sizeof(detail), "the stream failed after the first token (model %s: %s)",
-                 model, error_message ? error_message : dagi_strerror(err));
+        snprintf(detail, sizeof(detail), "the stream failed %s (model %s: %s)",
+                 in->started ? "after the first token" : "after a tool round", model,
+                 error_message ? error_message : dagi_strerror(err));
         infer_fail(in, err, detail);
         return;
     }
@@ -354,11 +409,15 @@ static void try_model(struct dagi_router_infer *in)
         in->last_err = rc;
         snprintf(in->last_message, sizeof(in->last_message), "%s: %s", in->models[in->cur],
                  dagi_strerror(rc));
+        if (in->rounds)
+            break; /* after a tool round only the same model can go on */
         in->cur++;
     }
     int err = in->last_err == DAGI_ETIMEDOUT ? DAGI_ETIMEDOUT : DAGI_EUNAVAIL;
     char detail[512];
-    snprintf(detail, sizeof(detail), "every model failed before the first token (last: %s)",
+    snprintf(detail, sizeof(detail), "%s (last: %s)",
+             in->rounds ? "the model could not be asked again after a tool round"
+                        : "every model failed before the first token",
              in->last_message);
     infer_fail(in, err, detail);
 }
@@ -439,6 +498,14 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         json_t *v = json_object_get(body, pass[i]);
         if (v && !json_is_null(v))
             json_object_set(in->call_body, pass[i], v);
+    }
+    /* The caller's tools are the caller's; without them the model gets the
+     * agent's own, which the router runs. */
+    in->caller_tools = json_array_size(json_object_get(body, "tools")) > 0;
+    if (!in->caller_tools) {
+        json_t *spec = dagi_router_tools_spec(agent);
+        if (spec)
+            json_object_set_new(in->call_body, "tools", spec);
     }
     json_decref(body);
     dagi_bus_req_on_cancel(req, on_caller_cancel, in);

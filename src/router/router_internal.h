@@ -26,10 +26,11 @@ struct dagi_router_snap {
 
 struct dagi_router_state {
     struct dagi_node *node;
-    struct dagi_router_snap *snap; /* replaced on the loop thread only */
+    struct dagi_router_snap *snap;    /* replaced on the loop thread only */
     struct dagi_router_infer *infers; /* in flight, for stop */
     bool draining;
     struct dagi_metric *latency, *tokens_in, *tokens_out, *errors, *fallbacks;
+    struct dagi_metric *tool_calls; /* agent_tool_calls_total; made on first use */
 };
 
 struct dagi_router_snap *dagi_router_snap_ref(struct dagi_router_snap *s);
@@ -39,5 +40,22 @@ void dagi_router_snap_unref(struct dagi_router_snap *s);
 void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud);
 /* Ends every request in flight with an error (the role is stopping). */
 void dagi_router_infers_stop(struct dagi_router_state *rt);
+
+/* Server-side tools (router_tools.c). */
+struct json_t;
+struct dagi_router_tools;
+/* Called once with the `tool` messages of the round (borrowed: incref to keep). */
+typedef void (*dagi_router_tools_done)(void *ud, struct json_t *tool_messages);
+/* The agent's declared tools in the OpenAI function shape, or NULL for none. */
+struct json_t *dagi_router_tools_spec(const struct dagi_agent *agent);
+/* Runs one round of the model's tool_calls: an allowed, declared tool is
+ * called over HTTP, any other call is refused.  *out holds the round until
+ * done runs (it is cleared first; done may run before this returns and may
+ * free whatever holds *out). */
+void dagi_router_tools_run(struct dagi_router_state *rt, const struct dagi_agent *agent,
+                           struct json_t *calls, const char *trace_id, dagi_router_tools_done done,
+                           void *ud, struct dagi_router_tools **out);
+/* Cancels the calls in flight; done never runs.  NULL is allowed. */
+void dagi_router_tools_cancel(struct dagi_router_tools *tools);
 
 #endif

@@ -209,3 +209,129 @@ def test_agents_are_listed(ctx):
         assert "helion" in ids and "daarwizz" in ids, ids
     finally:
         s.close()
+
+
+class ToolEndpoint:
+    """A tiny HTTP tool: records every call's body and answers {"temp": 21}."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        calls = self.calls = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                calls.append((self.path, self.rfile.read(n).decode()))
+                body = b'{"temp": 21}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tool_config(addr, port):
+    """A registry of one agent with a weather tool it may call and an rm_rf
+    tool it may not, in the test's own temp dir."""
+    d = tempfile.mkdtemp(prefix="dagi-e2e-tools-")
+    with open(os.path.join(d, "tooly.md"), "w") as f:
+        f.write("You are Tooly, a test agent with tools.\n")
+    with open(os.path.join(d, "registry.yml"), "w") as f:
+        f.write(f"""version: 1
+agents:
+  - id: tooly
+    name: Tooly
+    role: Test agent with server-side tools.
+    system_prompt: {{file: tooly.md, version: "1"}}
+    model: {{default: qwen3-8b, fallbacks: [builtin]}}
+    tools:
+      - name: weather
+        description: The weather in a city.
+        url: http://127.0.0.1:{port}/weather
+        parameters_json: '{{"type":"object","properties":{{"city":{{"type":"string"}}}}}}'
+      - name: rm_rf
+        description: Deletes everything.
+        url: http://127.0.0.1:{port}/rm_rf
+    allowed_tools: [weather]
+""")
+    text = config(addr)
+    text = text.replace(f"{REPO}/config/agent_registry.yml", os.path.join(d, "registry.yml"))
+    return text.replace(f"{REPO}/config/prompts", d)
+
+
+class ToolSetup:
+    def __init__(self, ctx):
+        self.tool = ToolEndpoint()
+        self.fake, self.addr = start_fake(ctx)
+        try:
+            self.node = ctx.node(config=tool_config(self.addr, self.tool.port))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        self.fake.terminate()
+        self.fake.wait()
+        self.tool.close()
+
+
+def test_agent_tools_run_on_the_server(ctx):
+    s = ToolSetup(ctx)
+    try:
+        r = ask(s.node, agent_id="tooly", message='CALL_TOOL weather {"city":"Kyiv"}')
+        f = final_of(r)
+        assert len(s.tool.calls) == 1, s.tool.calls
+        path, body = s.tool.calls[0]
+        assert path == "/weather" and json.loads(body) == {"city": "Kyiv"}, s.tool.calls
+        assert "TOOL_RESULT_SEEN" in f["response"] and "21" in f["response"], f
+        assert "tool_calls" not in f, f
+        assert r["chunks"] >= 2, r
+        m = s.node.get("/metrics").body.decode()
+        assert ('agent_tool_calls_total{agent_id="tooly",tool="weather",result="ok"} 1'
+                in m), m
+    finally:
+        s.close()
+
+
+def test_agent_tools_not_allowed_are_refused(ctx):
+    s = ToolSetup(ctx)
+    try:
+        f = final_of(ask(s.node, agent_id="tooly", message="CALL_TOOL rm_rf {}"))
+        assert "tool rm_rf is not allowed for this agent" in f["response"], f
+        f = final_of(ask(s.node, agent_id="tooly", message="CALL_TOOL shell {}"))
+        assert "tool shell is not allowed for this agent" in f["response"], f
+        assert s.tool.calls == [], s.tool.calls
+        m = s.node.get("/metrics").body.decode()
+        assert ('agent_tool_calls_total{agent_id="tooly",tool="rm_rf",result="refused"} 1'
+                in m), m
+        assert ('agent_tool_calls_total{agent_id="tooly",tool="undeclared",result="refused"} 1'
+                in m), m
+    finally:
+        s.close()
+
+
+def test_agent_tools_stop_after_max_tool_rounds(ctx):
+    tool = ToolEndpoint()
+    fake, addr = start_fake(ctx)
+    try:
+        n = ctx.node(config=tool_config(addr, tool.port) + "  max_tool_rounds: 0\n")
+        r = ask(n, agent_id="tooly", message='CALL_TOOL weather {"city":"Kyiv"}')
+        assert not r["ok"] and "rounds" in (r.get("message") or json.dumps(r)), r
+        assert tool.calls == [], tool.calls
+    finally:
+        fake.terminate()
+        fake.wait()
+        tool.close()
