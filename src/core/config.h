@@ -101,6 +101,11 @@ struct dagi_cfg_errors {
 
 void dagi_cfg_errors_init(struct dagi_cfg_errors *errs);
 void dagi_cfg_errors_release(struct dagi_cfg_errors *errs);
+/* Appends one error line (no newline in fmt) and counts it; past 200 lines
+ * only the count grows.  For checks made after a document is bound (files
+ * it names, ids it refers to). */
+void dagi_cfg_errors_add(struct dagi_cfg_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* For check callbacks: reports an error on `key` (a field name of the record
  * being checked, or NULL for the record itself) at that key's location. */

@@ -66,12 +66,8 @@ void dagi_cfg_doc_free(struct dagi_cfg_doc *doc);
 /* The first child of a map with that key, or NULL. */
 const struct dagi_cfg_node *dagi_cfg_node_get(const struct dagi_cfg_node *map, const char *key);
 
-/* --- shared by config.c and config_docs.c (dagi_cfg_errors_add is in
- * config.c, the rest in config_scalar.c) --- */
+/* --- shared by config.c and config_docs.c (in config_scalar.c) --- */
 
-/* Appends one already formatted error line (no newline) and counts it. */
-void dagi_cfg_errors_add(struct dagi_cfg_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 /* "string", "integer", "duration", ... for docs and help. */
 const char *dagi_cfg_type_name(enum dagi_cfg_type type);
 /* Human forms used in messages and docs: "20 GB", "1536 bytes", "5m", "250ms". */

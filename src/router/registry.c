@@ -20,7 +20,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_ERROR_LINES 200 /* as the engine's cap */
 
 struct registry_file {
     int64_t version;
@@ -358,23 +357,6 @@ const struct dagi_cfg_schema dagi_registry_schema = {
 
 /* ---- load ---- */
 
-static void add_error(struct dagi_cfg_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add_error(struct dagi_cfg_errors *errs, const char *fmt, ...)
-{
-    if (errs->count < MAX_ERROR_LINES) {
-        va_list ap;
-        va_start(ap, fmt);
-        dagi_buf_vappendf(&errs->text, fmt, ap);
-        va_end(ap);
-        dagi_buf_append_char(&errs->text, '\n');
-    } else if (errs->count == MAX_ERROR_LINES) {
-        dagi_buf_append_str(&errs->text, "(further errors omitted)\n");
-    }
-    errs->count++;
-}
-
 /* Reads the prompt of agents[i] into the arena; reports and returns false on
  * failure. */
 static bool read_prompt(struct dagi_registry *reg, struct dagi_agent *a, size_t i,
@@ -385,27 +367,27 @@ static bool read_prompt(struct dagi_registry *reg, struct dagi_agent *a, size_t 
     char *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        add_error(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
                   path, strerror(errno));
         goto out;
     }
     /* One byte over the cap tells "too big" from "exactly the cap". */
     text = dagi_arena_alloc(reg->arena, DAGI_REGISTRY_MAX_PROMPT + 2);
     if (!text) {
-        add_error(errs, "%s: prompts exceed the memory cap of the registry", reg->path);
+        dagi_cfg_errors_add(errs, "%s: prompts exceed the memory cap of the registry", reg->path);
         goto out;
     }
     size_t n = fread(text, 1, DAGI_REGISTRY_MAX_PROMPT + 1, f);
     if (ferror(f))
-        add_error(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
                   path, strerror(errno));
     else if (n > DAGI_REGISTRY_MAX_PROMPT)
-        add_error(errs, "%s: agents[%zu].system_prompt.file: %s is larger than %d bytes", reg->path,
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is larger than %d bytes", reg->path,
                   i, path, DAGI_REGISTRY_MAX_PROMPT);
     else if (n == 0)
-        add_error(errs, "%s: agents[%zu].system_prompt.file: %s is empty", reg->path, i, path);
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is empty", reg->path, i, path);
     else if (memchr(text, '\0', n))
-        add_error(errs, "%s: agents[%zu].system_prompt.file: %s holds a NUL byte", reg->path, i,
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s holds a NUL byte", reg->path, i,
                   path);
     else
         ok = true;
@@ -438,7 +420,7 @@ static void check_model_id(const struct dagi_registry *reg, size_t i, const char
                            struct dagi_cfg_errors *errs)
 {
     if (id && !dagi_rules_model_known(id, known, n))
-        add_error(errs,
+        dagi_cfg_errors_add(errs,
                   "%s: agents[%zu].model.%s: unknown model \"%s\" (not builtin nor in "
                   "swapper.models)",
                   reg->path, i, key, id);

@@ -22,7 +22,6 @@
 #define MAX_ALTERNATIVES 64
 #define MAX_RULES 10000
 /* Mirrors the engine's cap so a hostile document cannot grow the report. */
-#define MAX_ERROR_LINES 200
 
 struct rules_file {
     int64_t version;
@@ -322,8 +321,7 @@ static int finish(int rc, void *obj, struct dagi_arena *arena, const struct dagi
         return rc;
     struct dagi_rules *rules = dagi_arena_zalloc(arena, sizeof(*rules));
     if (!rules || dagi_rules_init(rules, &((struct rules_file *)obj)->rules, arena) != 0) {
-        dagi_buf_append_str(&errs->text, "routing rules exceed the memory cap of their arena\n");
-        errs->count++;
+        dagi_cfg_errors_add(errs, "routing rules exceed the memory cap of their arena");
         return DAGI_ETOOBIG;
     }
     *out = rules;
@@ -465,23 +463,6 @@ bool dagi_rules_model_known(const char *id, const char *const *known, size_t n)
     return false;
 }
 
-static void add_error(struct dagi_cfg_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add_error(struct dagi_cfg_errors *errs, const char *fmt, ...)
-{
-    if (errs->count < MAX_ERROR_LINES) {
-        va_list ap;
-        va_start(ap, fmt);
-        dagi_buf_vappendf(&errs->text, fmt, ap);
-        va_end(ap);
-        dagi_buf_append_char(&errs->text, '\n');
-    } else if (errs->count == MAX_ERROR_LINES) {
-        dagi_buf_append_str(&errs->text, "(further errors omitted)\n");
-    }
-    errs->count++;
-}
-
 int dagi_rules_check_models(const struct dagi_rules *rules, const char *where,
                             const char *const *known, size_t n, struct dagi_cfg_errors *errs)
 {
@@ -489,13 +470,13 @@ int dagi_rules_check_models(const struct dagi_rules *rules, const char *where,
     for (size_t i = 0; rules && i < rules->count; i++) {
         const struct dagi_rule *r = &rules->rules[i];
         if (!dagi_rules_model_known(r->use.model, known, n))
-            add_error(errs,
+            dagi_cfg_errors_add(errs,
                       "%s[%zu].use.model: unknown model \"%s\" (not builtin nor in "
                       "swapper.models)",
                       where, i, r->use.model);
         for (size_t k = 0; k < r->use.fallbacks.count; k++)
             if (!dagi_rules_model_known(r->use.fallbacks.items[k], known, n))
-                add_error(errs,
+                dagi_cfg_errors_add(errs,
                           "%s[%zu].use.fallbacks[%zu]: unknown model \"%s\" (not builtin "
                           "nor in swapper.models)",
                           where, i, k, r->use.fallbacks.items[k]);
