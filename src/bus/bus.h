@@ -42,6 +42,8 @@
 
 #include "core/err.h"
 
+struct json_t;
+
 struct event_base;
 struct dagi_loopq;
 struct dagi_metrics;
@@ -84,7 +86,15 @@ struct dagi_bus_msg {
     const char *trace_id; /* "" when the caller sent none */
     int64_t deadline_ms;  /* unix ms by the business clock; 0 = none */
     bool stream;          /* the caller accepts chunks */
+    /* In-process, a caller that sent a JSON document (opts.doc) hands it
+     * over by reference: then doc is set and data is NULL.  Read the body
+     * with dagi_bus_msg_json(), which works either way. */
+    struct json_t *doc;
 };
+
+/* The request's JSON body as a new reference: the document handed over
+ * in-process, or the bytes parsed (NULL when they are not JSON). */
+struct json_t *dagi_bus_msg_json(const struct dagi_bus_msg *msg);
 
 typedef void (*dagi_bus_handler_fn)(struct dagi_bus_req *req, const struct dagi_bus_msg *msg,
                                     void *ud);
@@ -103,6 +113,10 @@ int dagi_bus_reply_error(struct dagi_bus_req *req, int code, const char *fmt, ..
 int dagi_bus_stream_chunk(struct dagi_bus_req *req, const void *data, size_t len);
 /* The final message of a stream (its result; may be empty). */
 int dagi_bus_stream_end(struct dagi_bus_req *req, const void *data, size_t len);
+/* The final reply (or a stream's end) as a JSON document: handed over by
+ * reference to an in-process caller, serialised for NATS.  The document
+ * must not change afterwards; the bus takes its own reference. */
+int dagi_bus_reply_json(struct dagi_bus_req *req, struct json_t *doc);
 /* Called once if the caller cancels, times out or goes away first.  After
  * it returns, the request is gone. */
 void dagi_bus_req_on_cancel(struct dagi_bus_req *req, void (*on_cancel)(void *ud), void *ud);
@@ -113,6 +127,11 @@ struct dagi_bus_call_opts {
     const char *subject;
     const void *data;
     size_t len;
+    /* Instead of data/len: a JSON document, handed to an in-process
+     * responder by reference (no serialising and parsing in between) and
+     * serialised for NATS.  It must not change afterwards; the bus takes
+     * its own reference. */
+    struct json_t *doc;
     const char *trace_id;     /* propagated; NULL = none */
     unsigned timeout_ms;      /* until the first reply or chunk (0 = 30 s) */
     unsigned idle_timeout_ms; /* streamed: the longest gap between chunks (0 = timeout_ms) */
@@ -129,6 +148,10 @@ struct dagi_bus_call_opts {
 
 int dagi_bus_request(struct dagi_bus *bus, const struct dagi_bus_call_opts *opts,
                      struct dagi_bus_call **out);
+/* Inside on_done: the reply's JSON body as a new reference - the document
+ * an in-process responder handed over (then data is NULL), or data parsed
+ * (NULL when it is not JSON). */
+struct json_t *dagi_bus_call_json(struct dagi_bus_call *call, const void *data, size_t len);
 /* Cancels a call: the responder is told (its on_cancel runs), and no
  * callback of this call runs again.  Safe from inside on_chunk. */
 void dagi_bus_call_cancel(struct dagi_bus_call *call);

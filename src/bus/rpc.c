@@ -255,6 +255,7 @@ void dagi_bus_rpc_release(struct dagi_bus *bus)
     free(bus->serves);
     for (struct bus_local_item *it = bus->local_head, *next; it; it = next) {
         next = it->next;
+        json_decref(it->doc);
         free(it);
     }
     if (bus->local_ev)

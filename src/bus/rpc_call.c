@@ -167,13 +167,23 @@ void rpc_call_chunk(struct dagi_bus_call *call, uint64_t seq, const void *data, 
         rpc_call_free(call); /* cancelled from on_chunk */
 }
 
-void rpc_call_final(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len)
+void rpc_call_final(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len,
+                    json_t *doc)
 {
-    if (seq != call->next_seq)
+    if (seq != call->next_seq) {
         call_fail(call, DAGI_EPARSE, "chunk out of order from %s: final after %llu of %llu chunks",
                   call->subject, (unsigned long long)call->next_seq, (unsigned long long)seq);
-    else
-        rpc_call_finish(call, DAGI_OK, data, len, NULL);
+        return;
+    }
+    call->reply_doc = doc;
+    rpc_call_finish(call, DAGI_OK, data, len, NULL);
+}
+
+json_t *dagi_bus_call_json(struct dagi_bus_call *call, const void *data, size_t len)
+{
+    if (call && call->reply_doc)
+        return json_incref(call->reply_doc);
+    return len ? json_loadb(data, len, 0, NULL) : NULL;
 }
 
 struct dagi_bus_call *rpc_call_lookup(struct dagi_bus *bus, uint64_t id)
@@ -214,6 +224,17 @@ int dagi_bus_request(struct dagi_bus *bus, const struct dagi_bus_call_opts *opts
         return DAGI_EINVAL;
     struct bus_serve *local = bus->inprocess ? rpc_serve_find(bus, opts->subject, NULL) : NULL;
     enum path path = local || !bus->nc ? PATH_INPROC : PATH_NATS;
+    if (opts->doc && !local) {
+        /* Leaving the process: the document goes as bytes. */
+        char *text = json_dumps(opts->doc, JSON_COMPACT);
+        if (!text)
+            return DAGI_EINVAL;
+        struct dagi_bus_call_opts o = *opts;
+        o.doc = NULL, o.data = text, o.len = strlen(text);
+        int rc = dagi_bus_request(bus, &o, out);
+        free(text);
+        return rc;
+    }
     if (opts->len > bus->max_payload) {
         count_call(bus, opts->subject, path, R_ERROR, 0, 0);
         return DAGI_ETOOBIG;
@@ -246,8 +267,9 @@ int dagi_bus_request(struct dagi_bus *bus, const struct dagi_bus_call_opts *opts
         req->trace_id = req->inline_data;
         if (opts->len)
             memcpy(req->inline_data + tlen + 1, opts->data, opts->len);
-        req->data = req->inline_data + tlen + 1;
-        req->len = opts->len;
+        req->data = opts->doc ? NULL : req->inline_data + tlen + 1;
+        req->len = opts->doc ? 0 : opts->len;
+        req->doc = opts->doc ? json_incref(opts->doc) : NULL;
         req->call_id = call->id;
         req->serve = local;
         req->stream = opts->on_chunk != NULL;
@@ -314,7 +336,7 @@ void rpc_deliver_reply(struct dagi_bus *bus, natsMsg *m)
     }
     if (!kind || strcmp(kind, KIND_FINAL) == 0) {
         /* No Dagi-Kind: a plain NATS responder's answer. */
-        rpc_call_final(call, seq_text ? seq : call->next_seq, data, len);
+        rpc_call_final(call, seq_text ? seq : call->next_seq, data, len, NULL);
     } else if (strcmp(kind, KIND_CHUNK) == 0) {
         rpc_call_chunk(call, seq, data, len);
     } else if (strcmp(kind, KIND_ERROR) == 0) {

@@ -18,11 +18,12 @@
 
 /* --- local (in-process) queue --- */
 
-void rpc_local_push(struct dagi_bus *bus, enum local_kind kind, uint64_t id, uint64_t seq, int code,
-                    const void *data, size_t len)
+struct bus_local_item *rpc_local_push(struct dagi_bus *bus, enum local_kind kind, uint64_t id,
+                                      uint64_t seq, int code, const void *data, size_t len)
 {
     struct bus_local_item *it = dagi_xmalloc(sizeof(*it) + len + 1);
     it->next = NULL;
+    it->doc = NULL;
     it->id = id;
     it->seq = seq;
     it->code = code;
@@ -38,6 +39,7 @@ void rpc_local_push(struct dagi_bus *bus, enum local_kind kind, uint64_t id, uin
         event_active(bus->local_ev, EV_TIMEOUT, 0);
     }
     bus->local_tail = it;
+    return it;
 }
 
 /* --- cancel of an in-process request --- */
@@ -77,6 +79,7 @@ static void deliver_local(struct dagi_bus *bus, struct bus_local_item *it)
             .trace_id = req->trace_id,
             .deadline_ms = req->deadline_ms,
             .stream = req->stream,
+            .doc = req->doc,
         };
         rpc_req_run_handler(req, &msg);
         return;
@@ -87,7 +90,7 @@ static void deliver_local(struct dagi_bus *bus, struct bus_local_item *it)
     if (it->kind == L_CHUNK)
         rpc_call_chunk(call, it->seq, it->data, it->len);
     else if (it->kind == L_FINAL)
-        rpc_call_final(call, it->seq, it->data, it->len);
+        rpc_call_final(call, it->seq, it->doc ? NULL : it->data, it->doc ? 0 : it->len, it->doc);
     else
         rpc_call_finish(call, it->code, NULL, 0, it->data);
 }
@@ -103,6 +106,7 @@ void rpc_on_local(evutil_socket_t fd, short what, void *arg)
     while (it) {
         struct bus_local_item *next = it->next;
         deliver_local(bus, it);
+        json_decref(it->doc);
         free(it);
         it = next;
     }

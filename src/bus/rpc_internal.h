@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@ struct bus_local_item {
     uint64_t id, seq;
     int code;
     enum local_kind kind;
+    json_t *doc; /* L_FINAL: a reply handed over by reference (owned) */
     size_t len;
     char data[];
 };
@@ -64,6 +66,7 @@ struct dagi_bus_call {
     bool streaming;   /* a chunk arrived: the idle timeout applies */
     bool in_callback; /* inside on_chunk: a cancel defers the free */
     bool ended;       /* cancelled or finished: no callback runs again */
+    json_t *reply_doc; /* during on_done: an in-process reply document (borrowed) */
     struct event timer;
     char subject[];
 };
@@ -93,6 +96,7 @@ struct dagi_bus_req {
     struct event timer;
     const char *trace_id;
     const void *data; /* in-process: the copied request (inline below) */
+    json_t *doc;      /* in-process: the request document, owned (then data is NULL) */
     size_t len;
     char *reply; /* NATS: the caller's inbox (inline below) */
     char inline_data[];
@@ -129,7 +133,8 @@ void rpc_call_send_cancel(struct dagi_bus_call *call);
 void rpc_call_finish(struct dagi_bus_call *call, int err, const void *data, size_t len,
                      const char *message);
 void rpc_call_chunk(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len);
-void rpc_call_final(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len);
+void rpc_call_final(struct dagi_bus_call *call, uint64_t seq, const void *data, size_t len,
+                    json_t *doc);
 struct dagi_bus_call *rpc_call_lookup(struct dagi_bus *bus, uint64_t id);
 /* A message on the reply inbox; does not take ownership of m. */
 void rpc_deliver_reply(struct dagi_bus *bus, natsMsg *m);
@@ -154,8 +159,8 @@ void rpc_deliver_cancel(struct dagi_bus *bus, natsMsg *m);
 /* --- rpc_inproc.c: in-process delivery --- */
 
 /* Queues an item (data is copied) and wakes the drain if it was idle. */
-void rpc_local_push(struct dagi_bus *bus, enum local_kind kind, uint64_t id, uint64_t seq, int code,
-                    const void *data, size_t len);
+struct bus_local_item *rpc_local_push(struct dagi_bus *bus, enum local_kind kind, uint64_t id,
+                                      uint64_t seq, int code, const void *data, size_t len);
 /* The caller cancelled an in-process request. */
 void rpc_req_cancel_inproc(struct dagi_bus *bus, uint64_t req_id);
 /* The drain: bus->local_ev's callback. */

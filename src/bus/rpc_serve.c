@@ -68,6 +68,7 @@ void rpc_req_free(struct dagi_bus_req *req)
     }
     if (req->timer_armed)
         event_del(&req->timer);
+    json_decref(req->doc);
     free(req);
 }
 
@@ -217,8 +218,10 @@ static int send_error(struct dagi_bus *bus, struct dagi_bus_req *req, const char
                      b->data, b->len);
 }
 
-/* Common checks and the send of chunk / final. */
-static int req_send(struct dagi_bus_req *req, bool final, const void *data, size_t len)
+/* Common checks and the send of chunk / final (bytes, or a document handed
+ * over by reference in-process). */
+static int req_send_bytes(struct dagi_bus_req *req, bool final, const void *data, size_t len,
+                          json_t *doc)
 {
     struct dagi_bus *bus = req->bus;
     if (req->done)
@@ -245,6 +248,8 @@ static int req_send(struct dagi_bus_req *req, bool final, const void *data, size
     uint64_t seq = final ? req->next_seq : req->next_seq++;
     if (req->nats)
         rc = nats_send(bus, req->reply, final ? KIND_FINAL : KIND_CHUNK, seq, NULL, data, len);
+    else if (doc)
+        rpc_local_push(bus, L_FINAL, req->call_id, seq, 0, NULL, 0)->doc = json_incref(doc);
     else
         rpc_local_push(bus, final ? L_FINAL : L_CHUNK, req->call_id, seq, 0, data, len);
 out:
@@ -253,19 +258,49 @@ out:
     return rc;
 }
 
+/* A document for NATS is serialised here. */
+static int req_send(struct dagi_bus_req *req, bool final, const void *data, size_t len,
+                    json_t *doc)
+{
+    char *text = NULL;
+    if (doc && req->nats && !req->done && !req->cancelled && !req->in_cancel) {
+        text = json_dumps(doc, JSON_COMPACT);
+        if (!text)
+            return DAGI_EINVAL;
+        data = text, len = strlen(text), doc = NULL;
+    }
+    int rc = req_send_bytes(req, final, data, len, doc);
+    free(text);
+    return rc;
+}
+
 int dagi_bus_reply(struct dagi_bus_req *req, const void *data, size_t len)
 {
-    return req_send(req, true, data, len);
+    return req_send_bytes(req, true, data, len, NULL);
 }
 
 int dagi_bus_stream_chunk(struct dagi_bus_req *req, const void *data, size_t len)
 {
-    return req_send(req, false, data, len);
+    return req_send_bytes(req, false, data, len, NULL);
 }
 
 int dagi_bus_stream_end(struct dagi_bus_req *req, const void *data, size_t len)
 {
-    return req_send(req, true, data, len);
+    return req_send_bytes(req, true, data, len, NULL);
+}
+
+int dagi_bus_reply_json(struct dagi_bus_req *req, json_t *doc)
+{
+    if (!doc)
+        return DAGI_EINVAL;
+    return req_send(req, true, NULL, 0, doc);
+}
+
+json_t *dagi_bus_msg_json(const struct dagi_bus_msg *msg)
+{
+    if (msg->doc)
+        return json_incref(msg->doc);
+    return msg->len ? json_loadb(msg->data, msg->len, 0, NULL) : NULL;
 }
 
 int dagi_bus_reply_error(struct dagi_bus_req *req, int code, const char *fmt, ...)

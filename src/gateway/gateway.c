@@ -82,7 +82,6 @@ static void bus_on_chunk(struct dagi_bus_call *call, uint64_t seq, const void *d
 static void bus_on_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
                         const char *error_message, void *ud)
 {
-    (void)call;
     struct gw_call *c = ud;
     int64_t t = dagi_clock_mono_ns();
     c->call = NULL; /* finished: nothing left to cancel */
@@ -90,7 +89,7 @@ static void bus_on_done(struct dagi_bus_call *call, int err, const void *data, s
         call_free(c);
         return;
     }
-    json_t *result = err ? NULL : json_loadb(data, len, 0, NULL);
+    json_t *result = err ? NULL : dagi_bus_call_json(call, data, len);
     /* The response below completes the request: no close callback after it. */
     dagi_http_req_on_close(c->req, NULL, NULL);
     c->ops->on_done(c, err, result, error_message);
@@ -112,18 +111,15 @@ void gw_call_start(struct gw_state *gw, struct dagi_http_req *req, const struct 
     c->ops = ops;
     c->req = req;
     c->stream = stream;
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
     struct dagi_bus_call_opts o = {
         .subject = ops->subject,
-        .data = text,
-        .len = text ? strlen(text) : 0,
+        .doc = body,
         .trace_id = dagi_http_req_trace_id(req),
         .timeout_ms = GW_FIRST_REPLY_MS,
         .idle_timeout_ms = GW_IDLE_MS,
-        /* Chunks are accepted even for a non-streamed answer: the router
-         * streams either way and the final carries the whole text. */
-        .on_chunk = bus_on_chunk,
+        /* A non-streamed answer is asked for whole, all the way down: the
+         * final carries the whole text. */
+        .on_chunk = stream ? bus_on_chunk : NULL,
         .on_done = bus_on_done,
         .ud = c,
     };
@@ -135,8 +131,8 @@ void gw_call_start(struct gw_state *gw, struct dagi_http_req *req, const struct 
      * that answered synchronously would find a consistent call. */
     dagi_http_req_on_close(req, call_on_close, c);
     c->overhead_ns = dagi_clock_mono_ns() - t0;
-    int rc = text ? dagi_bus_request(dagi_node_bus(gw->node), &o, &c->call) : DAGI_EINTERNAL;
-    free(text);
+    int rc = dagi_bus_request(dagi_node_bus(gw->node), &o, &c->call);
+    json_decref(body);
     if (rc) {
         c->call = NULL;
         dagi_http_req_on_close(req, NULL, NULL);

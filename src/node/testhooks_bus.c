@@ -53,7 +53,7 @@ static void on_echo(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, vo
 {
     (void)ud;
     hooks.requests++;
-    json_t *doc = json_loadb(msg->data, msg->len, 0, NULL);
+    json_t *doc = dagi_bus_msg_json(msg);
     const char *code = doc ? json_string_value(json_object_get(doc, "error")) : NULL;
     if (code)
         dagi_bus_reply_error(req, dagi_bus_err_from_name(code), "test responder failed: %s",
@@ -111,7 +111,7 @@ static void on_stream(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, 
 {
     (void)ud;
     hooks.requests++;
-    json_t *doc = json_loadb(msg->data, msg->len, 0, NULL);
+    json_t *doc = dagi_bus_msg_json(msg);
     struct stream_job *job = dagi_xcalloc(1, sizeof(*job));
     job->req = req;
     job->total = (int)json_integer_value(json_object_get(doc, "n"));
@@ -180,15 +180,23 @@ static void on_call_chunk(struct dagi_bus_call *call, uint64_t seq, const void *
 static void on_call_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
                          const char *message, void *ud)
 {
-    (void)call;
     struct call *c = ud;
     c->handle = NULL;
     json_t *result;
-    if (err)
+    json_t *doc = err || data ? NULL : dagi_bus_call_json(call, data, len);
+    if (err) {
         result = json_pack("{s:b,s:s,s:s}", "ok", 0, "error", dagi_bus_err_name(err), "message",
                            message ? message : "");
-    else
+    } else if (doc) {
+        /* An in-process responder handed over a document: the same text as
+         * it would have sent over NATS. */
+        char *text = json_dumps(doc, JSON_COMPACT);
+        result = json_pack("{s:b,s:s}", "ok", 1, "result", text ? text : "");
+        free(text);
+    } else {
         result = json_pack("{s:b,s:s%}", "ok", 1, "result", (const char *)data, len);
+    }
+    json_decref(doc);
     finish_call(c, result);
 }
 

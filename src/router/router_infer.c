@@ -262,12 +262,7 @@ static void send_final(struct dagi_router_infer *in, json_t *res, const char *fi
     /* The caller's own tools are the caller's to run: hand the calls back. */
     if (json_array_size(tool_calls))
         json_object_set(final, "tool_calls", (json_t *)tool_calls);
-    char *out = json_dumps(final, JSON_COMPACT);
-    if (in->stream)
-        dagi_bus_stream_end(in->req, out, strlen(out));
-    else
-        dagi_bus_reply(in->req, out, strlen(out));
-    free(out);
+    dagi_bus_reply_json(in->req, final);
     json_decref(final);
 
     const char *labels[] = {in->agent->id};
@@ -288,9 +283,9 @@ static void on_tools_done(void *ud, json_t *tool_messages)
     try_model(in);
 }
 
-static void on_final(struct dagi_router_infer *in, const void *data, size_t len)
+/* Takes the reference to res. */
+static void on_final(struct dagi_router_infer *in, json_t *res)
 {
-    json_t *res = json_loadb(data, len, 0, NULL);
     json_t *usage = json_object_get(res, "usage");
     in->tokens_in += json_integer_value(json_object_get(usage, "prompt_tokens"));
     in->tokens_out += json_integer_value(json_object_get(usage, "completion_tokens"));
@@ -339,11 +334,10 @@ static void on_final(struct dagi_router_infer *in, const void *data, size_t len)
 static void on_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
                     const char *error_message, void *ud)
 {
-    (void)call;
     struct dagi_router_infer *in = ud;
     in->call = NULL; /* the bus frees it after this callback */
     if (!err) {
-        on_final(in, data, len);
+        on_final(in, dagi_bus_call_json(call, data, len));
         return;
     }
     const char *model = in->models[in->cur];
@@ -383,7 +377,9 @@ static void try_model(struct dagi_router_infer *in)
             timeout = ms_of(left);
         }
         json_object_set_new(in->call_body, "model", json_string(in->models[in->cur]));
-        char *data = json_dumps(in->call_body, JSON_COMPACT);
+        /* A document handed to the bus must not change: the next attempt
+         * sets another model, so this one goes as a shallow copy. */
+        json_t *doc = json_copy(in->call_body);
         const struct dagi_config *c = dagi_node_cfg(in->rt->node);
         /* The swapper enforces its own first-token and total budgets and
          * answers with an error when they pass; ours only catches a swapper
@@ -392,17 +388,18 @@ static void try_model(struct dagi_router_infer *in)
         unsigned idle = ms_of(c->swapper.total_timeout + 5000);
         struct dagi_bus_call_opts opts = {
             .subject = SWAPPER_SUBJECT,
-            .data = data,
-            .len = strlen(data),
+            .doc = doc,
             .trace_id = in->trace_id,
             .timeout_ms = timeout && timeout < first ? timeout : first,
             .idle_timeout_ms = timeout && timeout < idle ? timeout : idle,
-            .on_chunk = on_chunk,
+            /* A caller that takes the answer whole gets it whole from the
+             * swapper too (and the swapper from the model, where it can). */
+            .on_chunk = in->stream ? on_chunk : NULL,
             .on_done = on_done,
             .ud = in,
         };
         int rc = dagi_bus_request(dagi_node_bus(in->rt->node), &opts, &in->call);
-        free(data);
+        json_decref(doc);
         if (!rc)
             return;
         in->call = NULL;
@@ -438,7 +435,7 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         dagi_bus_reply_error(req, DAGI_EUNAVAIL, "the router is draining");
         return;
     }
-    json_t *body = json_loadb(msg->data, msg->len, 0, NULL);
+    json_t *body = dagi_bus_msg_json(msg);
     const char *agent_id = json_string_value(json_object_get(body, "agent_id"));
     const json_t *messages = json_object_get(body, "messages");
     const json_t *message = json_object_get(body, "message");

@@ -193,6 +193,10 @@ static int on_http_headers(struct dagi_http_call *http, long status, void *ud)
     (void)http;
     struct dagi_provider_call *c = ud;
     c->status = status;
+    /* A whole answer's headers come when it is ready: the upstream has
+     * answered, and only the total budget is left to watch. */
+    if (c->complete && status >= 200 && status <= 299)
+        dagi_provider_call_mark_first_token(c);
     return 0;
 }
 
@@ -234,6 +238,10 @@ static void on_http_done(struct dagi_http_call *http, const struct dagi_http_res
     } else if (resp->err) {
         err = resp->err == DAGI_EIO ? DAGI_EUNAVAIL : resp->err;
         snprintf(msg, sizeof(msg), "upstream %s: %s", c->url, resp->error_message);
+    } else if (c->complete && resp->status >= 200 && resp->status <= 299) {
+        err = c->complete(c);
+        if (err)
+            snprintf(msg, sizeof(msg), "%s", c->abort_msg);
     } else if (resp->status < 200 || resp->status > 299) {
         dagi_provider_error_message(c->error_body.data, c->error_body.len, resp->status, msg,
                                     sizeof(msg));

@@ -39,6 +39,10 @@ struct dagi_chat_request {
     int64_t max_tokens;   /* 0 = provider default */
     double temperature;   /* < 0 = provider default */
     const char *trace_id;
+    /* false: nobody reads the answer before it is complete, so a provider
+     * that can may ask for it whole (one response, not a stream of events);
+     * it is still delivered as one delta then done. */
+    bool stream;
 };
 
 struct dagi_usage {

@@ -1,5 +1,8 @@
-/* Any OpenAI-compatible API: POST <base_url>/chat/completions with
- * `stream: true`, read as Server-Sent Events.  Each event is a
+/* Any OpenAI-compatible API: POST <base_url>/chat/completions.  A caller
+ * that reads the answer only when it is complete gets it whole
+ * (`stream: false`, one chat.completion object: choices[0].message with its
+ * content and complete tool_calls, and usage); one JSON parse instead of one
+ * per token.  Otherwise `stream: true`, read as Server-Sent Events.  Each event is a
  * chat.completion.chunk; `data: [DONE]` ends the stream.  With
  * stream_options.include_usage the last chunk before [DONE] has empty
  * `choices` and the `usage` object.  Tool calls arrive as fragments under
@@ -122,6 +125,55 @@ static int on_event(const struct dagi_sse_event *ev, void *ud)
     return rc ? rc : c->dead ? 1 : 0;
 }
 
+/* The whole answer, collected by feed_whole. */
+static int complete_whole(struct dagi_provider_call *c)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(c->line.data ? c->line.data : "", c->line.len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream sent a malformed answer: %s",
+                                       jerr.text);
+    }
+    json_t *error = json_object_get(doc, "error");
+    json_t *usage = json_object_get(doc, "usage");
+    json_t *choice = json_array_get(json_object_get(doc, "choices"), 0);
+    json_t *message = json_object_get(choice, "message");
+    int rc = 0;
+    if (error || !json_is_object(message)) {
+        const char *m = json_string_value(json_object_get(error, "message"));
+        rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream answer without a message: %s",
+                                     m ? m : "(no choices)");
+        goto out;
+    }
+    if (json_is_object(usage)) {
+        c->usage.prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
+        c->usage.completion_tokens =
+            json_integer_value(json_object_get(usage, "completion_tokens"));
+    }
+    const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
+    if (finish)
+        snprintf(c->finish_reason, sizeof(c->finish_reason), "%s", finish);
+    json_t *tools = json_object_get(message, "tool_calls");
+    if (json_array_size(tools))
+        c->tool_calls = json_incref(tools);
+    json_t *content = json_object_get(message, "content");
+    if (json_is_string(content))
+        dagi_provider_call_delta(c, json_string_value(content), json_string_length(content));
+    c->ended = true;
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static int feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
+{
+    if (dagi_buf_append(&c->line, data, len))
+        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %u bytes",
+                                       DAGI_PROVIDER_MAX_EVENT);
+    return 0;
+}
+
 static int feed(struct dagi_provider_call *c, const char *data, size_t len)
 {
     int rc = dagi_sse_feed(&c->sse, data, len, on_event, c);
@@ -134,8 +186,11 @@ static int feed(struct dagi_provider_call *c, const char *data, size_t len)
 static json_t *build_body(const struct dagi_model_config *model,
                           const struct dagi_chat_request *req)
 {
-    json_t *body = json_pack("{s:s,s:b,s:{s:b}}", "model", dagi_provider_model_name(model),
-                             "stream", 1, "stream_options", "include_usage", 1);
+    json_t *body = req->stream ? json_pack("{s:s,s:b,s:{s:b}}", "model",
+                                           dagi_provider_model_name(model), "stream", 1,
+                                           "stream_options", "include_usage", 1)
+                               : json_pack("{s:s,s:b}", "model", dagi_provider_model_name(model),
+                                           "stream", 0);
     /* The neutral shape is OpenAI's: messages (image parts included) pass
      * through untouched. */
     json_object_set(body, "messages", (json_t *)req->messages);
@@ -163,11 +218,13 @@ static int openai_chat(const struct dagi_provider_env *env, const struct dagi_mo
     c->headers = dagi_xcalloc(4, sizeof(char *));
     size_t h = 0;
     c->headers[h++] = dagi_xstrdup("Content-Type: application/json");
-    c->headers[h++] = dagi_xstrdup("Accept: text/event-stream");
+    c->headers[h++] =
+        dagi_xstrdup(req->stream ? "Accept: text/event-stream" : "Accept: application/json");
     char *auth = dagi_provider_auth_header(model);
     if (auth)
         c->headers[h++] = auth;
-    c->feed = feed;
+    c->feed = req->stream ? feed : feed_whole;
+    c->complete = req->stream ? NULL : complete_whole;
     int rc = dagi_provider_call_start(c, err);
     if (rc) {
         dagi_provider_call_free(c);

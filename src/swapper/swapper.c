@@ -139,13 +139,8 @@ static void on_chat_done(void *ud, int err, const char *message, const struct da
         json_object_set(final, "tool_calls", (json_t *)tool_calls);
     if (!in->stream)
         json_object_set_new(final, "content", json_string(dagi_buf_str(&in->text)));
-    char *data = json_dumps(final, JSON_COMPACT);
+    dagi_bus_reply_json(in->req, final);
     json_decref(final);
-    if (in->stream)
-        dagi_bus_stream_end(in->req, data, strlen(data));
-    else
-        dagi_bus_reply(in->req, data, strlen(data));
-    free(data);
     dagi_metric_inc(in->sw->requests_total, (const char *[]){in->model->cfg.id, "ok"});
     infer_free(in);
 }
@@ -179,6 +174,7 @@ static void start_chat(struct dagi_swapper_infer *in)
         .max_tokens = json_is_integer(max_tokens) ? json_integer_value(max_tokens) : 0,
         .temperature = json_is_number(temperature) ? json_number_value(temperature) : -1,
         .trace_id = in->trace_id,
+        .stream = in->stream,
     };
     struct dagi_chat_callbacks cb = {on_chat_delta, on_chat_done, in};
     struct dagi_error err = {0};
@@ -223,8 +219,7 @@ static void on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, v
         dagi_bus_reply_error(req, DAGI_EUNAVAIL, "the swapper is draining");
         return;
     }
-    json_error_t jerr;
-    json_t *body = json_loadb(msg->data, msg->len, 0, &jerr);
+    json_t *body = dagi_bus_msg_json(msg);
     const char *id = json_string_value(json_object_get(body, "model"));
     if (!json_is_object(body) || !id || !json_is_array(json_object_get(body, "messages"))) {
         json_decref(body);

@@ -18,6 +18,7 @@ struct dagi_swapper_chat {
     json_t *messages, *tools; /* referenced */
     int64_t max_tokens;
     double temperature;
+    bool stream;
     char *trace_id;
     struct dagi_provider_call *call;
     struct event *retry_timer;
@@ -119,7 +120,8 @@ static int start_attempt(struct dagi_swapper_chat *ch, struct dagi_error *err)
                                     .tools = ch->tools,
                                     .max_tokens = ch->max_tokens,
                                     .temperature = ch->temperature,
-                                    .trace_id = ch->trace_id};
+                                    .trace_id = ch->trace_id,
+                                    .stream = ch->stream};
     struct dagi_chat_callbacks cb = {on_attempt_delta, on_attempt_done, ch};
     ch->attempt++;
     return ch->model->ops->chat(&env, &ch->model->cfg, &req, &cb, &ch->call, err);
@@ -141,6 +143,7 @@ int dagi_swapper_chat_start(struct dagi_swapper_model *m, const struct dagi_prov
     ch->max_tokens = req->max_tokens;
     ch->temperature = req->temperature;
     ch->trace_id = req->trace_id ? dagi_xstrdup(req->trace_id) : NULL;
+    ch->stream = req->stream;
     ch->start_ns = dagi_clock_mono_ns();
     int rc = start_attempt(ch, err);
     if (rc) {

@@ -47,6 +47,9 @@ struct dagi_provider_call {
     size_t body_len;
     /* the body reader: returns 0, or a dagi_err after setting fail_* */
     int (*feed)(struct dagi_provider_call *c, const char *data, size_t len);
+    /* A whole (non-streamed) answer: feed collects it in `line`, and this
+     * reads it when the response is complete; NULL for streams. */
+    int (*complete)(struct dagi_provider_call *c);
     struct dagi_http_call *http;
     long status;
     struct dagi_buf error_body; /* a non-2xx body, for its error message */

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
 #include <nats/nats.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -868,6 +869,65 @@ static void test_err_names(void **state)
     assert_int_equal(dagi_bus_err_from_name(NULL), DAGI_EINTERNAL);
 }
 
+/* JSON documents: in-process they are handed over by reference (the
+ * responder sees the caller's very object and data is NULL); over NATS they
+ * go as bytes.  Either way dagi_bus_msg_json / dagi_bus_call_json read the
+ * same document. */
+struct doc_seen {
+    bool same_object, had_bytes, done;
+    json_t *reply;
+    json_t *sent;
+    char got[64];
+};
+
+static void on_doc(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud)
+{
+    struct doc_seen *d = ud;
+    d->same_object = msg->doc == d->sent;
+    d->had_bytes = msg->data != NULL && msg->len > 0;
+    json_t *body = dagi_bus_msg_json(msg);
+    snprintf(d->got, sizeof(d->got), "%s", json_string_value(json_object_get(body, "q")));
+    json_decref(body);
+    json_t *reply = json_pack("{s:s,s:i}", "a", "answer", "n", 42);
+    assert_int_equal(dagi_bus_reply_json(req, reply), 0);
+    json_decref(reply); /* the bus holds its own reference */
+}
+
+static void on_doc_done(struct dagi_bus_call *call, int err, const void *data, size_t len,
+                        const char *message, void *ud)
+{
+    (void)message;
+    struct doc_seen *d = ud;
+    assert_int_equal(err, 0);
+    d->had_bytes = data != NULL && len > 0;
+    d->reply = dagi_bus_call_json(call, data, len);
+    d->done = true;
+}
+
+static void test_json_docs(enum path path)
+{
+    struct env e;
+    env_open(&e, path, 0);
+    struct doc_seen d = {0};
+    serve(&e, e.server, "dagi.test.doc", on_doc, &d);
+    d.sent = json_pack("{s:s}", "q", "question");
+    struct dagi_bus_call_opts o = {
+        .subject = "dagi.test.doc", .doc = d.sent, .on_done = on_doc_done, .ud = &d};
+    struct dagi_bus_call *c = NULL;
+    assert_int_equal(dagi_bus_request(e.client, &o, &c), 0);
+    json_decref(d.sent); /* the bus holds its own reference */
+    bool reply_bytes = false;
+    run_until(&e, &d.done, 3000);
+    reply_bytes = d.had_bytes;
+    assert_string_equal(d.got, "question");
+    assert_int_equal(d.same_object, path == INPROC);
+    assert_int_equal(reply_bytes, path == NATS);
+    assert_string_equal(json_string_value(json_object_get(d.reply, "a")), "answer");
+    assert_int_equal(json_integer_value(json_object_get(d.reply, "n")), 42);
+    json_decref(d.reply);
+    env_close(&e);
+}
+
 /* Each case once per path, under its own name. */
 #define DEFINE_BOTH(fn)                                                                            \
     static void fn##_inproc(void **state)                                                          \
@@ -890,6 +950,7 @@ DEFINE_BOTH(test_cancel_before_dispatch)
 DEFINE_BOTH(test_idle_timeout)
 DEFINE_BOTH(test_payload_cap)
 DEFINE_BOTH(test_trace_id)
+DEFINE_BOTH(test_json_docs)
 
 static int group_setup(void **state)
 {
@@ -924,6 +985,7 @@ int main(void)
         BOTH(test_idle_timeout),
         BOTH(test_payload_cap),
         BOTH(test_trace_id),
+        BOTH(test_json_docs),
         cmocka_unit_test(test_queue_group),
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_wire),

@@ -208,7 +208,23 @@ static void on_openai(struct evhttp_request *req, void *arg)
     fake.requests++;
     pthread_mutex_unlock(&fake.lock);
     const char *sse = "text/event-stream";
-    if (strcmp(model, "ok") == 0)
+    bool whole = json_is_false(json_object_get(body, "stream"));
+    /* A whole answer, shaped as the API reference's chat.completion. */
+    if (whole && strcmp(model, "ok") == 0)
+        reply(req, 200,
+              "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+              "\"model\":\"ok\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+              "\"assistant\",\"content\":\"Hello world\"},\"finish_reason\":\"stop\"}],"
+              "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}");
+    else if (whole && strcmp(model, "tools") == 0)
+        reply(req, 200,
+              "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
+              "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\","
+              "\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+              "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},\"finish_reason\":\"tool_calls\"}]}");
+    else if (whole && strcmp(model, "dies") == 0)
+        reply(req, 200, "{\"object\":\"chat.completion\",\"choi");
+    else if (strcmp(model, "ok") == 0)
         start_stream(req, sse, sse_ok, END_CLEAN, false, 0);
     else if (strcmp(model, "tools") == 0)
         start_stream(req, sse, sse_tools, END_CLEAN, false, 0);
@@ -480,19 +496,32 @@ static json_t *user_messages(const char *text)
     return json_pack("[{s:s,s:s}]", "role", "user", "content", text);
 }
 
-/* Starts a chat with retries on model `id` and runs it to its end. */
-static void chat(struct fixture *f, const char *id, json_t *messages, unsigned retries,
-                 struct result *r)
+/* Starts a chat with retries on model `id` and runs it to its end;
+ * chat_whole asks for the answer whole instead of streamed. */
+static void chat_mode(struct fixture *f, const char *id, json_t *messages, unsigned retries,
+                      struct result *r, bool stream)
 {
     struct dagi_swapper_model *m = dagi_swapper_models_find(f->models, id);
     assert_non_null(m);
-    struct dagi_chat_request req = {.messages = messages, .temperature = -1};
+    struct dagi_chat_request req = {.messages = messages, .temperature = -1, .stream = stream};
     struct dagi_chat_callbacks cb = {on_delta, on_done, r};
     struct dagi_swapper_chat *ch = NULL;
     struct dagi_error err = {0};
     assert_int_equal(dagi_swapper_chat_start(m, &f->env, retries, &req, &cb, &ch, &err), 0);
     assert_true(run_until(f->base, &r->done, 1, 10000));
     assert_int_equal(r->done, 1);
+}
+
+static void chat(struct fixture *f, const char *id, json_t *messages, unsigned retries,
+                 struct result *r)
+{
+    chat_mode(f, id, messages, retries, r, true);
+}
+
+static void chat_whole(struct fixture *f, const char *id, json_t *messages, unsigned retries,
+                       struct result *r)
+{
+    chat_mode(f, id, messages, retries, r, false);
 }
 
 /* --- tests ---------------------------------------------------------------- */
@@ -542,6 +571,44 @@ static void test_openai_accumulates_tool_calls(void **state)
     assert_string_equal(json_string_value(json_object_get(fn, "name")), "now");
     json_decref(msgs);
     result_release(&r);
+}
+
+/* Nobody reads a whole answer before it is complete: one request with
+ * stream false, one delta with the text, the usage, no SSE. */
+static void test_openai_whole_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = {0};
+    json_t *msgs = user_messages("hello");
+    chat_whole(f, "ok", msgs, 0, &r);
+    assert_int_equal(r.err, 0);
+    assert_string_equal(r.text, "Hello world");
+    assert_int_equal(r.deltas, 1);
+    assert_int_equal(r.usage.prompt_tokens, 5);
+    assert_int_equal(r.usage.completion_tokens, 2);
+    json_t *sent = json_loads(fake.last_body, 0, NULL);
+    assert_true(json_is_false(json_object_get(sent, "stream")));
+    assert_null(json_object_get(sent, "stream_options"));
+    json_decref(sent);
+    result_release(&r);
+
+    struct result t = {0};
+    chat_whole(f, "tools", msgs, 0, &t);
+    assert_int_equal(t.err, 0);
+    assert_string_equal(t.finish_reason, "tool_calls");
+    assert_int_equal(json_array_size(t.tool_calls), 1);
+    json_t *fn = json_object_get(json_array_get(t.tool_calls, 0), "function");
+    assert_string_equal(json_string_value(json_object_get(fn, "arguments")),
+                        "{\"city\":\"Paris\"}");
+    result_release(&t);
+
+    /* A whole answer cut short is not a clean end and was never started. */
+    struct result d = {0};
+    chat_whole(f, "dies", msgs, 0, &d);
+    assert_int_equal(d.err, DAGI_EUNAVAIL);
+    assert_false(d.started);
+    result_release(&d);
+    json_decref(msgs);
 }
 
 static void test_openai_500_is_retried_then_fails_unstarted(void **state)
@@ -609,7 +676,7 @@ static void test_cancel_aborts_the_upstream(void **state)
     struct result r = {0};
     json_t *msgs = user_messages("hi");
     struct dagi_swapper_model *m = dagi_swapper_models_find(f->models, "stall");
-    struct dagi_chat_request req = {.messages = msgs, .temperature = -1};
+    struct dagi_chat_request req = {.messages = msgs, .temperature = -1, .stream = true};
     struct dagi_chat_callbacks cb = {on_delta, on_done, &r};
     struct dagi_swapper_chat *ch = NULL;
     assert_int_equal(dagi_swapper_chat_start(m, &f->env, 0, &req, &cb, &ch, NULL), 0);
@@ -765,6 +832,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_openai_streams_deltas_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_accumulates_tool_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_whole_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_500_is_retried_then_fails_unstarted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_openai_400_is_not_retried, setup, teardown),
