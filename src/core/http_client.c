@@ -34,8 +34,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define DEFAULT_PER_HOST 16
-#define DEFAULT_TOTAL 256
+#define DEFAULT_PER_HOST 1024
+#define DEFAULT_TOTAL 4096
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_RESPONSE (16u << 20)
 #define MAX_HEADER_BYTES (256u << 10) /* all response headers of one call */

@@ -20,8 +20,8 @@ struct dagi_http_client;
 struct dagi_http_call;
 
 struct dagi_http_client_opts {
-    unsigned max_connections_per_host; /* 0 = 16 */
-    unsigned max_total_connections;    /* 0 = 256 */
+    unsigned max_connections_per_host; /* 0 = 1024; streams hold one each */
+    unsigned max_total_connections;    /* 0 = 4096 */
     const char *ca_file;               /* extra trust anchors (PEM), or NULL for the system store */
     const char *user_agent;            /* NULL = "dagi/<version>" */
 };

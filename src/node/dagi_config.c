@@ -120,8 +120,10 @@ static const struct dagi_cfg_schema workers_schema = {
 static const struct dagi_cfg_field client_fields[] = {
     {"connect_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(http_client), connect_timeout),
      "10s", 10, 5 * 60 * SECOND, NULL, NULL, 0, "Default connect timeout for outbound HTTP."},
-    {"max_per_host", DAGI_CFG_INT, offsetof(SECTION_OF(http_client), max_per_host), "16", 1, 1024,
-     NULL, NULL, DAGI_CFG_RESTART, "Kept-alive connections per upstream host."},
+    {"max_per_host", DAGI_CFG_INT, offsetof(SECTION_OF(http_client), max_per_host), "1024", 1,
+     65536, NULL, NULL, DAGI_CFG_RESTART,
+     "Connections open at once to one upstream host; a streamed answer holds one for its whole "
+     "length, so this bounds concurrent streams per provider. Further requests wait."},
     {"ca_file", DAGI_CFG_STRING, offsetof(SECTION_OF(http_client), ca_file), NULL, 0, 4096, NULL,
      NULL, DAGI_CFG_RESTART, "Extra trust anchors (PEM) for outbound HTTPS."},
 };

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,7 @@ struct dagi_http_client *dagi_node_http_client(struct dagi_node *n)
         n->client = dagi_http_client_new(
             n->base, &(struct dagi_http_client_opts){
                          .max_connections_per_host = (unsigned)c->http_client.max_per_host,
+                         .max_total_connections = (unsigned)c->http_client.max_per_host * 4,
                          .ca_file = c->http_client.ca_file});
     }
     return n->client;
@@ -561,6 +563,18 @@ static void teardown(struct dagi_node *n)
     pthread_mutex_destroy(&n->config_lock);
 }
 
+/* Every client connection, stream and upstream call is a descriptor; the
+ * soft limit is often 1024, far under what the server is configured for.
+ * Raise it to the hard limit, as nginx's worker_rlimit_nofile would. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int dagi_node_run(const struct dagi_node_opts *opts)
 {
     struct dagi_node node = {.opts = opts, .lock_fd = -1};
@@ -570,6 +584,7 @@ int dagi_node_run(const struct dagi_node_opts *opts)
 
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     if (sodium_init() < 0) {
         fprintf(stderr, "dagi: libsodium failed to initialise\n");
         return 1;
