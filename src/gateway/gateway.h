@@ -3,6 +3,8 @@
  *   POST /v1/agents/{id}/infer   dagi's own API (JSON, or SSE with "stream")
  *   POST /v1/chat/completions    OpenAI-compatible (model = agent id)
  *   GET  /v1/models              OpenAI-compatible list of agents
+ *   POST /v1/embeddings          OpenAI-compatible (model = swapper model id;
+ *                                asks dagi.swapper.embed, not the router)
  *   POST /route, GET /health     the original router's contract
  *
  * Every route passes the node's gate (admin key until user keys exist); the

@@ -14,6 +14,9 @@
 
 #define GW_INFER_SUBJECT "dagi.router.infer"
 #define GW_AGENTS_SUBJECT "dagi.router.agents"
+/* Embeddings name a model, not an agent: no routing, no prompt, so the
+ * gateway asks the swapper itself. */
+#define GW_EMBED_SUBJECT "dagi.swapper.embed"
 /* A model may think for a while before its first token; between tokens the
  * router's own idle limits apply, ours only catches a vanished router. */
 #define GW_FIRST_REPLY_MS 120000u
@@ -35,7 +38,7 @@ struct gw_state {
 /* How a finished or streaming router call is turned into HTTP. */
 struct gw_call_ops {
     const char *route;   /* metric label */
-    const char *subject; /* GW_INFER_SUBJECT or GW_AGENTS_SUBJECT */
+    const char *subject; /* GW_INFER_SUBJECT, GW_AGENTS_SUBJECT or GW_EMBED_SUBJECT */
     void (*on_chunk)(struct gw_call *c, json_t *chunk);
     /* err 0: result is the router's final object (may be NULL if unparsable). */
     void (*on_done)(struct gw_call *c, int err, json_t *result, const char *message);
@@ -55,7 +58,7 @@ struct gw_call {
     bool stream;
     bool started;       /* the SSE stream has begun */
     bool include_usage; /* OpenAI stream_options.include_usage */
-    char *model;        /* OpenAI: the agent id echoed back */
+    char *model;        /* OpenAI: the agent (or, for embeddings, model) id echoed back */
     char id[48];        /* OpenAI: chatcmpl-... */
     int64_t created;
 };

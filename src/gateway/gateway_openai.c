@@ -1,7 +1,11 @@
-/* The OpenAI-compatible routes: POST /v1/chat/completions and GET /v1/models.
+/* The OpenAI-compatible routes: POST /v1/chat/completions, GET /v1/models
+ * and POST /v1/embeddings.
  *
- * "model" is a dagi agent id: an OpenAI client pointed at dagi talks to the
- * agents, with their prompts and routing, not to raw models.  The shapes
+ * For chat completions "model" is a dagi agent id: an OpenAI client pointed
+ * at dagi talks to the agents, with their prompts and routing, not to raw
+ * models.  An embedding has no agent to go through (no prompt, no policy
+ * on a vector), so for /v1/embeddings "model" is a swapper model id and the
+ * request goes to `dagi.swapper.embed`.  The shapes
  * follow OpenAI's chat completions API closely enough for its SDKs: the
  * chat.completion object, chat.completion.chunk SSE lines ending in
  * `data: [DONE]`, the usage chunk with empty choices when
@@ -397,12 +401,141 @@ static void on_models(struct dagi_http_req *req, void *ud)
     gw_call_start(ud, req, &models_ops, json_object(), false, dagi_clock_mono_ns(), NULL);
 }
 
+/* --- POST /v1/embeddings --- */
+
+static void embeddings_chunk(struct gw_call *c, json_t *chunk)
+{
+    (void)c;
+    (void)chunk; /* one reply, never streamed */
+}
+
+static void embeddings_done(struct gw_call *c, int err, json_t *result, const char *message)
+{
+    json_t *vectors = json_object_get(result, "embeddings");
+    if (!err && !json_is_array(vectors)) {
+        err = DAGI_EPARSE;
+        message = "the swapper's answer has no embeddings";
+    }
+    if (err) {
+        int status;
+        json_t *e = oai_error_of(err, c->model, message, &status);
+        dagi_http_respond_json(c->req, status, e);
+        return;
+    }
+    json_t *data = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(vectors, i, v) {
+        json_array_append_new(data, json_pack("{s:s,s:I,s:O}", "object", "embedding", "index",
+                                              (json_int_t)i, "embedding", v));
+    }
+    json_int_t p =
+        json_integer_value(json_object_get(json_object_get(result, "usage"), "prompt_tokens"));
+    json_t *doc = json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+                            c->model, "usage", "prompt_tokens", p, "total_tokens", p);
+    /* Embeddings are float32 at every provider, and 9 significant digits
+     * give a float32 back exactly; jansson's default 17 would double the
+     * size of the biggest answers this gateway sends. */
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(doc);
+    if (text)
+        dagi_http_respond(c->req, 200, "application/json", text, strlen(text));
+    else
+        oai_error(c->req, 500, "server_error", NULL, NULL, "could not serialize the embeddings");
+    free(text);
+}
+
+static const struct gw_call_ops embeddings_ops = {"embeddings", GW_EMBED_SUBJECT, embeddings_chunk,
+                                                  embeddings_done};
+
+/* input: a string or an array of strings.  OpenAI also takes token arrays;
+ * the swapper's providers take text, so those are refused here.  The
+ * counts and sizes are the swapper's to judge, except the bus's own cap,
+ * which the request could not pass to reach it.  *bytes: the text's size. */
+static bool valid_input(struct dagi_http_req *req, json_t *input, size_t *bytes)
+{
+    const char *shape = "input must be a non-empty string or a non-empty array of non-empty "
+                        "strings (token arrays are not supported)";
+    *bytes = 0;
+    if (json_is_string(input)) {
+        *bytes = json_string_length(input);
+    } else if (json_is_array(input) && json_array_size(input)) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(input, i, s) {
+            if (!json_is_string(s) || !json_string_length(s)) {
+                oai_error(req, 400, "invalid_request_error", "invalid_type", "input",
+                          "input[%zu] must be a non-empty string", i);
+                return false;
+            }
+            *bytes += json_string_length(s);
+        }
+    }
+    if (!*bytes) {
+        invalid(req, "input", shape);
+        return false;
+    }
+    return true;
+}
+
+static void on_embeddings(struct dagi_http_req *req, void *ud)
+{
+    struct gw_state *gw = ud;
+    int64_t t0 = dagi_clock_mono_ns();
+    size_t len, bytes;
+    const char *body = dagi_http_req_body(req, &len);
+    json_t *in = json_loadb(body ? body : "", body ? len : 0, 0, NULL), *out = NULL;
+    struct gw_call proto = {0};
+    if (!json_is_object(in)) {
+        invalid(req, NULL, "We could not parse the JSON body of your request: expected an "
+                           "object.");
+        goto out;
+    }
+    const char *model = json_string_value(json_object_get(in, "model"));
+    if (!model || !*model) {
+        oai_error(req, 400, "invalid_request_error", "missing_required_parameter", "model",
+                  "you must provide a model parameter");
+        goto out;
+    }
+    json_t *input = json_object_get(in, "input");
+    if (!valid_input(req, input, &bytes))
+        goto out;
+    size_t cap = (size_t)dagi_node_cfg(gw->node)->bus.max_payload;
+    if (bytes > cap) {
+        oai_error(req, 413, "invalid_request_error", "request_too_large", "input",
+                  "input is %zu bytes; the bus carries at most %zu", bytes, cap);
+        goto out;
+    }
+    json_t *v = json_object_get(in, "encoding_format");
+    if (v && !json_is_null(v) && (!json_is_string(v) || strcmp(json_string_value(v), "float"))) {
+        invalid(req, "encoding_format", "encoding_format must be \"float\" (base64 is not "
+                                        "supported)");
+        goto out;
+    }
+    out = json_pack("{s:s,s:O}", "model", model, "input", input);
+    v = json_object_get(in, "dimensions");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+            invalid(req, "dimensions", "dimensions must be a positive integer");
+            goto out;
+        }
+        json_object_set(out, "dimensions", v);
+    }
+    proto.model = strdup(model);
+    gw_call_start(gw, req, &embeddings_ops, out, false, t0, &proto);
+    out = NULL;
+out:
+    json_decref(out);
+    json_decref(in);
+}
+
 int gw_openai_register(struct gw_state *gw, struct dagi_error *err)
 {
     struct dagi_http_server *srv = dagi_node_http(gw->node);
     const struct dagi_http_route routes[] = {
         {"POST", "/v1/chat/completions", on_chat, gw, 0, GW_MAX_BODY},
         {"GET", "/v1/models", on_models, gw, 0, 0},
+        {"POST", "/v1/embeddings", on_embeddings, gw, 0, GW_MAX_BODY},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = dagi_http_server_add_route(srv, &routes[i]);

@@ -23,6 +23,16 @@ const struct dagi_provider_ops *dagi_provider_for(const struct dagi_model_config
     return by_index[model->provider];
 }
 
+bool dagi_provider_model_can(const struct dagi_model_config *model, const char *name)
+{
+    if (!model->capabilities.count)
+        return strcmp(name, "chat") == 0;
+    for (size_t i = 0; i < model->capabilities.count; i++)
+        if (strcmp(model->capabilities.items[i], name) == 0)
+            return true;
+    return false;
+}
+
 /* --- helpers for the providers --- */
 
 char *dagi_provider_auth_header(const struct dagi_model_config *model)
@@ -88,6 +98,62 @@ struct dagi_provider_call *dagi_provider_call_new(const struct dagi_provider_env
     return c;
 }
 
+struct dagi_provider_call *dagi_provider_call_new_embed(const struct dagi_provider_env *env,
+                                                        const struct dagi_embed_callbacks *cb,
+                                                        const struct dagi_embed_request *req)
+{
+    static const struct dagi_chat_callbacks none = {0};
+    struct dagi_provider_call *c = dagi_provider_call_new(env, &none);
+    c->embed_cb = *cb;
+    c->embed_inputs = json_array_size(req->input);
+    c->embed_dimensions = req->dimensions;
+    /* One whole answer, far larger than a stream's event. */
+    dagi_buf_release(&c->line);
+    dagi_buf_init(&c->line, DAGI_PROVIDER_MAX_EMBED_ANSWER);
+    return c;
+}
+
+int dagi_provider_call_set_embeddings(struct dagi_provider_call *c, json_t *list)
+{
+    if (!json_is_array(list))
+        return dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream answer without embeddings");
+    if (json_array_size(list) != c->embed_inputs)
+        return dagi_provider_call_fail(c, DAGI_EUNAVAIL,
+                                       "upstream returned %zu embeddings for %zu inputs",
+                                       json_array_size(list), c->embed_inputs);
+    size_t dims = 0, i, k;
+    json_t *vec, *x;
+    json_array_foreach(list, i, vec)
+    {
+        size_t n = json_array_size(vec);
+        if (!json_is_array(vec) || !n)
+            return dagi_provider_call_fail(c, DAGI_EUNAVAIL,
+                                           "upstream embedding %zu is not an "
+                                           "array of numbers",
+                                           i);
+        json_array_foreach(vec, k, x)
+        {
+            if (!json_is_number(x))
+                return dagi_provider_call_fail(c, DAGI_EUNAVAIL,
+                                               "upstream embedding %zu has a non-number", i);
+        }
+        if (i && n != dims)
+            return dagi_provider_call_fail(
+                c, DAGI_EUNAVAIL, "upstream embeddings differ in length (%zu, %zu)", dims, n);
+        dims = n;
+    }
+    /* A server that ignores `dimensions` (an older Ollama, a model without
+     * shortening) would otherwise hand out vectors of another size than
+     * the caller asked for and stores. */
+    if (c->embed_dimensions > 0 && dims != (size_t)c->embed_dimensions)
+        return dagi_provider_call_fail(c, DAGI_EINVAL,
+                                       "upstream returned %zu dimensions, %lld were asked for",
+                                       dims, (long long)c->embed_dimensions);
+    json_decref(c->embeddings);
+    c->embeddings = json_incref(list);
+    return 0;
+}
+
 void dagi_provider_call_free(struct dagi_provider_call *c)
 {
     if (!c)
@@ -109,6 +175,7 @@ void dagi_provider_call_free(struct dagi_provider_call *c)
     dagi_sse_parser_release(&c->sse);
     json_decref(c->tool_calls);
     json_decref(c->partial_tools);
+    json_decref(c->embeddings);
     free(c);
 }
 
@@ -153,7 +220,10 @@ void dagi_provider_call_finish(struct dagi_provider_call *c, int err, const char
         return;
     dagi_provider_call_enter(c);
     call_stop(c);
-    if (err)
+    if (c->embed_cb.on_done)
+        c->embed_cb.on_done(c->embed_cb.ud, err, err ? message : NULL, err ? NULL : c->embeddings,
+                            &c->usage);
+    else if (err)
         c->cb.on_done(c->cb.ud, err, message, &c->usage, NULL, NULL, c->started);
     else
         c->cb.on_done(c->cb.ud, 0, NULL, &c->usage, c->finish_reason, c->tool_calls, c->started);

@@ -4,10 +4,11 @@
  *
  *   openai   any OpenAI-compatible API: /chat/completions (streaming SSE,
  *            tool calls, image content parts), /embeddings
- *   ollama   Ollama's native API: /api/chat (NDJSON stream), load and unload
- *            through keep_alive, /api/ps
+ *   ollama   Ollama's native API: /api/chat (NDJSON stream), /api/embed, load
+ *            and unload through keep_alive, /api/ps
  *   builtin  offline: streams a deterministic answer that says it is the
- *            offline provider; needs no network and no key
+ *            offline provider, and embeds text as a hashed bag of words;
+ *            needs no network and no key
  *
  * A chat request and its stream are provider-neutral; each provider maps
  * them to and from its wire format (written from the providers' public API
@@ -64,6 +65,30 @@ struct dagi_chat_callbacks {
     void *ud;
 };
 
+/* An embedding request: input is a JSON array of 1..DAGI_EMBED_MAX_INPUTS
+ * non-empty strings, already checked (dagi_swapper_embed_input). */
+struct dagi_embed_request {
+    const json_t *input;
+    int64_t dimensions; /* 0 = the model's own size */
+    const char *trace_id;
+};
+
+/* Exactly one on_done, on the loop thread, never before embed() returned
+ * (unless cancelled first).  err 0: embeddings is a JSON array with one
+ * array of numbers per input, in input order, all of one length (borrowed:
+ * take a reference to keep it); usage->prompt_tokens as the provider counts
+ * them (completion_tokens is 0). */
+struct dagi_embed_callbacks {
+    void (*on_done)(void *ud, int err, const char *message, const json_t *embeddings,
+                    const struct dagi_usage *usage);
+    void *ud;
+};
+
+/* Caps on an embedding request, the same for every provider. */
+#define DAGI_EMBED_MAX_INPUTS 256
+#define DAGI_EMBED_MAX_INPUT_BYTES (64u * 1024)
+#define DAGI_EMBED_MAX_DIMENSIONS 65536
+
 struct dagi_provider_env {
     struct event_base *base;
     struct dagi_http_client *http;
@@ -84,13 +109,19 @@ struct dagi_provider_ops {
                 void (*done)(void *ud, int err, const char *message), void *ud);
     int (*unload)(const struct dagi_provider_env *env, const struct dagi_model_config *model,
                   void (*done)(void *ud, int err, const char *message), void *ud);
+    /* Optional (NULL = no embeddings): one embedding per input, cancelled
+     * with cancel() like a chat.  The model must already be loaded. */
+    int (*embed)(const struct dagi_provider_env *env, const struct dagi_model_config *model,
+                 const struct dagi_embed_request *req, const struct dagi_embed_callbacks *cb,
+                 struct dagi_provider_call **out, struct dagi_error *err);
 };
 
 enum {
     DAGI_PROVIDER_CAN_STREAM = 1u << 0,
     DAGI_PROVIDER_CAN_TOOLS = 1u << 1,
     DAGI_PROVIDER_CAN_VISION = 1u << 2,
-    DAGI_PROVIDER_CAN_LOAD = 1u << 3, /* local models: load/unload */
+    DAGI_PROVIDER_CAN_LOAD = 1u << 3,  /* local models: load/unload */
+    DAGI_PROVIDER_CAN_EMBED = 1u << 4, /* embed is set */
 };
 
 extern const struct dagi_provider_ops dagi_provider_openai;
@@ -99,5 +130,10 @@ extern const struct dagi_provider_ops dagi_provider_builtin;
 
 /* The ops for a model's provider (config enum index). */
 const struct dagi_provider_ops *dagi_provider_for(const struct dagi_model_config *model);
+
+/* Whether the model's configured capabilities include `name` (chat,
+ * embeddings, ...); a model with none listed is a chat model, as the
+ * configuration's default says. */
+bool dagi_provider_model_can(const struct dagi_model_config *model, const char *name);
 
 #endif

@@ -8,7 +8,14 @@
  *     so image_url parts must be data URLs and lose their prefix;
  *   - tool call arguments are JSON objects, not JSON-encoded strings, and
  *     calls have no ids (we number them);
- *   - an empty chat with keep_alive loads ("30m") or unloads (0) a model. */
+ *   - an empty chat with keep_alive loads ("30m") or unloads (0) a model.
+ * Embeddings: POST /api/embed {model, input: [strings], keep_alive,
+ * dimensions?} answers {model, embeddings: [[numbers]], prompt_eval_count}
+ * in input order.  Ollama loads a model for /api/chat only if it can chat,
+ * so a model configured with embeddings and without chat is loaded with an
+ * embed of an empty input instead, which loads it and embeds nothing.  An
+ * unload is a chat with keep_alive 0 for every model: Ollama expires the
+ * model before it looks at what the model can do. */
 #include "swapper_internal.h"
 
 #include <stdlib.h>
@@ -230,7 +237,72 @@ static void ollama_cancel(struct dagi_provider_call *call)
     dagi_provider_call_cancel(call);
 }
 
-/* --- load and unload: an empty chat with keep_alive --- */
+/* --- embeddings --- */
+
+static int complete_embeddings(struct dagi_provider_call *c)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(c->line.data ? c->line.data : "", c->line.len, 0, &jerr);
+    int rc;
+    if (!json_is_object(doc)) {
+        rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream sent a malformed answer: %s",
+                                     jerr.text);
+        goto out;
+    }
+    const char *error = json_string_value(json_object_get(doc, "error"));
+    if (error) {
+        rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream error: %s", error);
+        goto out;
+    }
+    rc = dagi_provider_call_set_embeddings(c, json_object_get(doc, "embeddings"));
+    if (!rc)
+        c->usage.prompt_tokens = json_integer_value(json_object_get(doc, "prompt_eval_count"));
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static int feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
+{
+    if (dagi_buf_append(&c->line, data, len))
+        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %zu bytes",
+                                       c->line.cap);
+    return 0;
+}
+
+static int ollama_embed(const struct dagi_provider_env *env, const struct dagi_model_config *model,
+                        const struct dagi_embed_request *req, const struct dagi_embed_callbacks *cb,
+                        struct dagi_provider_call **out, struct dagi_error *err)
+{
+    /* An empty input would only load the model and answer no embeddings. */
+    if (!json_array_size(req->input))
+        return dagi_error_set(err, DAGI_EINVAL, "input must be a non-empty array of strings");
+    /* keep_alive as the load's: without it Ollama would shorten the stay
+     * to its 5 minute default while the swapper counts the model loaded. */
+    json_t *body = json_pack("{s:s,s:O,s:s}", "model", dagi_provider_model_name(model), "input",
+                             (json_t *)req->input, "keep_alive", OLLAMA_KEEP_ALIVE);
+    if (req->dimensions > 0)
+        json_object_set_new(body, "dimensions", json_integer(req->dimensions));
+    struct dagi_provider_call *c = dagi_provider_call_new_embed(env, cb, req);
+    c->body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    c->body_len = strlen(c->body);
+    c->url = dagi_provider_url(model, OLLAMA_DEFAULT_BASE, "/api/embed");
+    c->headers = dagi_xcalloc(3, sizeof(char *));
+    c->headers[0] = dagi_xstrdup("Content-Type: application/json");
+    c->headers[1] = dagi_provider_auth_header(model);
+    c->feed = feed_whole;
+    c->complete = complete_embeddings;
+    int rc = dagi_provider_call_start(c, err);
+    if (rc) {
+        dagi_provider_call_free(c);
+        return rc;
+    }
+    *out = c;
+    return DAGI_OK;
+}
+
+/* --- load and unload: an empty chat (or embed) with keep_alive --- */
 
 struct keep_alive_job {
     void (*done)(void *ud, int err, const char *message);
@@ -258,11 +330,17 @@ static void on_keep_alive_done(struct dagi_http_call *http, const struct dagi_ht
 static int keep_alive(const struct dagi_provider_env *env, const struct dagi_model_config *model,
                       json_t *keep, void (*done)(void *ud, int err, const char *message), void *ud)
 {
-    json_t *body = json_pack("{s:s,s:[],s:o}", "model", dagi_provider_model_name(model), "messages",
-                             "keep_alive", keep);
+    bool unload = json_is_integer(keep) && json_integer_value(keep) == 0;
+    bool by_embed = !unload && !dagi_provider_model_can(model, "chat") &&
+                    dagi_provider_model_can(model, "embeddings");
+    json_t *body = by_embed ? json_pack("{s:s,s:s,s:o}", "model", dagi_provider_model_name(model),
+                                        "input", "", "keep_alive", keep)
+                            : json_pack("{s:s,s:[],s:o}", "model", dagi_provider_model_name(model),
+                                        "messages", "keep_alive", keep);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char *url = dagi_provider_url(model, OLLAMA_DEFAULT_BASE, "/api/chat");
+    char *url =
+        dagi_provider_url(model, OLLAMA_DEFAULT_BASE, by_embed ? "/api/embed" : "/api/chat");
     char *auth = dagi_provider_auth_header(model);
     const char *headers[] = {"Content-Type: application/json", auth, NULL};
     struct keep_alive_job *job = dagi_xcalloc(1, sizeof(*job));
@@ -303,9 +381,10 @@ static int ollama_unload(const struct dagi_provider_env *env, const struct dagi_
 const struct dagi_provider_ops dagi_provider_ollama = {
     .name = "ollama",
     .caps = DAGI_PROVIDER_CAN_STREAM | DAGI_PROVIDER_CAN_TOOLS | DAGI_PROVIDER_CAN_VISION |
-            DAGI_PROVIDER_CAN_LOAD,
+            DAGI_PROVIDER_CAN_LOAD | DAGI_PROVIDER_CAN_EMBED,
     .chat = ollama_chat,
     .cancel = ollama_cancel,
     .load = ollama_load,
     .unload = ollama_unload,
+    .embed = ollama_embed,
 };

@@ -8,7 +8,13 @@
  * `choices` and the `usage` object.  Tool calls arrive as fragments under
  * choices[0].delta.tool_calls[], keyed by `index`: the first fragment of a
  * call carries its id and function.name, later ones pieces of
- * function.arguments, which we concatenate. */
+ * function.arguments, which we concatenate.
+ *
+ * Embeddings: POST <base_url>/embeddings {model, input: [strings],
+ * encoding_format: "float", dimensions?} answers {object: "list", data:
+ * [{object: "embedding", index, embedding: [numbers]}], model, usage:
+ * {prompt_tokens, total_tokens}}.  The reference does not promise that data
+ * comes in input order, so each vector goes where its `index` says. */
 #include "swapper_internal.h"
 
 #include <stdlib.h>
@@ -169,8 +175,8 @@ out:
 static int feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
 {
     if (dagi_buf_append(&c->line, data, len))
-        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %u bytes",
-                                       DAGI_PROVIDER_MAX_EVENT);
+        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %zu bytes",
+                                       c->line.cap);
     return 0;
 }
 
@@ -234,6 +240,84 @@ static int openai_chat(const struct dagi_provider_env *env, const struct dagi_mo
     return DAGI_OK;
 }
 
+/* --- embeddings --- */
+
+static int complete_embeddings(struct dagi_provider_call *c)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(c->line.data ? c->line.data : "", c->line.len, 0, &jerr);
+    json_t *data = json_object_get(doc, "data"), *ordered = NULL;
+    int rc;
+    if (!json_is_object(doc) || !json_is_array(data)) {
+        rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL, "upstream sent a malformed answer: %s",
+                                     json_is_object(doc) ? "no data array" : jerr.text);
+        goto out;
+    }
+    size_t n = json_array_size(data), i;
+    if (n != c->embed_inputs) {
+        rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL,
+                                     "upstream returned %zu embeddings for %zu inputs", n,
+                                     c->embed_inputs);
+        goto out;
+    }
+    ordered = json_array();
+    for (i = 0; i < n; i++)
+        json_array_append_new(ordered, json_null());
+    json_t *item;
+    json_array_foreach(data, i, item)
+    {
+        json_t *index = json_object_get(item, "index");
+        json_int_t at = json_is_integer(index) ? json_integer_value(index) : -1;
+        if (at < 0 || (size_t)at >= n || !json_is_null(json_array_get(ordered, (size_t)at))) {
+            rc = dagi_provider_call_fail(c, DAGI_EUNAVAIL,
+                                         "upstream data[%zu] has a missing, repeated or "
+                                         "out-of-range index",
+                                         i);
+            goto out;
+        }
+        json_array_set(ordered, (size_t)at, json_object_get(item, "embedding"));
+    }
+    rc = dagi_provider_call_set_embeddings(c, ordered);
+    if (rc)
+        goto out;
+    json_t *usage = json_object_get(doc, "usage");
+    c->usage.prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
+out:
+    json_decref(ordered);
+    json_decref(doc);
+    return rc;
+}
+
+static int openai_embed(const struct dagi_provider_env *env, const struct dagi_model_config *model,
+                        const struct dagi_embed_request *req, const struct dagi_embed_callbacks *cb,
+                        struct dagi_provider_call **out, struct dagi_error *err)
+{
+    if (!json_array_size(req->input))
+        return dagi_error_set(err, DAGI_EINVAL, "input must be a non-empty array of strings");
+    json_t *body = json_pack("{s:s,s:O,s:s}", "model", dagi_provider_model_name(model), "input",
+                             (json_t *)req->input, "encoding_format", "float");
+    if (req->dimensions > 0)
+        json_object_set_new(body, "dimensions", json_integer(req->dimensions));
+    struct dagi_provider_call *c = dagi_provider_call_new_embed(env, cb, req);
+    c->body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    c->body_len = strlen(c->body);
+    c->url = dagi_provider_url(model, OPENAI_DEFAULT_BASE, "/embeddings");
+    c->headers = dagi_xcalloc(4, sizeof(char *));
+    c->headers[0] = dagi_xstrdup("Content-Type: application/json");
+    c->headers[1] = dagi_xstrdup("Accept: application/json");
+    c->headers[2] = dagi_provider_auth_header(model);
+    c->feed = feed_whole;
+    c->complete = complete_embeddings;
+    int rc = dagi_provider_call_start(c, err);
+    if (rc) {
+        dagi_provider_call_free(c);
+        return rc;
+    }
+    *out = c;
+    return DAGI_OK;
+}
+
 static void openai_cancel(struct dagi_provider_call *call)
 {
     dagi_provider_call_cancel(call);
@@ -241,9 +325,11 @@ static void openai_cancel(struct dagi_provider_call *call)
 
 const struct dagi_provider_ops dagi_provider_openai = {
     .name = "openai",
-    .caps = DAGI_PROVIDER_CAN_STREAM | DAGI_PROVIDER_CAN_TOOLS | DAGI_PROVIDER_CAN_VISION,
+    .caps = DAGI_PROVIDER_CAN_STREAM | DAGI_PROVIDER_CAN_TOOLS | DAGI_PROVIDER_CAN_VISION |
+            DAGI_PROVIDER_CAN_EMBED,
     .chat = openai_chat,
     .cancel = openai_cancel,
     .load = NULL,
     .unload = NULL,
+    .embed = openai_embed,
 };

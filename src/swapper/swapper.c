@@ -1,7 +1,7 @@
 /* The swapper role (swapper.h): `dagi.swapper.infer` on the bus, the model
  * table from the configuration, and the lifecycle.  The operator routes are
  * in swapper_routes.c, the table in swapper_models.c, retries in
- * swapper_chat.c. */
+ * swapper_chat.c, `dagi.swapper.embed` in swapper_embed.c. */
 #include "swapper.h"
 
 #include <stddef.h>
@@ -48,6 +48,7 @@ static void env_from(struct dagi_swapper_state *sw, const struct dagi_config *c)
     sw->env.first_token_timeout_ms = ms_of(c->swapper.first_token_timeout);
     sw->env.total_timeout_ms = ms_of(c->swapper.total_timeout);
     sw->retries = (unsigned)c->swapper.retries;
+    sw->max_payload = (size_t)c->bus.max_payload;
 }
 
 static const char *result_of(int err)
@@ -295,10 +296,14 @@ static int swapper_init(struct dagi_node *node, void **state, struct dagi_error 
     sw->models = dagi_swapper_models_new(&mo);
     models_from(sw, c);
     int rc = dagi_bus_serve(dagi_node_bus(node), INFER_SUBJECT, on_infer, sw);
+    if (rc)
+        rc = dagi_error_set(err, rc, "swapper: cannot serve %s", INFER_SUBJECT);
+    else
+        rc = dagi_swapper_embed_serve(sw, err);
     if (rc) {
         dagi_swapper_models_free(sw->models);
         free(sw);
-        return dagi_error_set(err, rc, "swapper: cannot serve %s", INFER_SUBJECT);
+        return rc;
     }
     dagi_swapper_routes_register(sw);
     *state = sw;
@@ -328,6 +333,7 @@ static void swapper_stop(struct dagi_node *node, void *state)
     struct dagi_swapper_state *sw = state;
     while (sw->infers)
         infer_fail(sw->infers, DAGI_EUNAVAIL, "the swapper is stopping");
+    dagi_swapper_embed_stop(sw);
     dagi_swapper_routes_stop(sw);
     dagi_swapper_models_free(sw->models);
     free(sw);

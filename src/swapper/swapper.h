@@ -13,6 +13,16 @@
  *            already sent ("after the first token" in the message, and the
  *            final's absence) so the router can decide on a fallback.
  *
+ * Bus: `dagi.swapper.embed`, one reply.
+ *   request  {"model": "<model id>", "input": "<text>" | ["<text>", ...],
+ *             "dimensions": N?}   at most 256 inputs, each non-empty and
+ *             at most 64 KiB, all of them within bus.max_payload
+ *   reply    {"model": id, "backend": provider name, "embeddings": [[x, ...],
+ *             ...] (one per input, in input order), "usage": {"prompt_tokens"}}
+ *   error    as infer's; "invalid" also for a model without the
+ *            `embeddings` capability.  The builtin model embeds offline (a
+ *            hashed bag of words: for tests and demos, not for search).
+ *
  * Local models load lazily: the first request for an unloaded model loads it
  * (concurrent first requests share one load); a load that would pass
  * swapper.vram_budget_mb first unloads the least recently used models.

@@ -75,14 +75,19 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *ud)
     chat_free(ch);
 }
 
+unsigned dagi_swapper_retry_delay_ms(unsigned attempt)
+{
+    unsigned shift = attempt - 1 < 6 ? attempt - 1 : 6;
+    unsigned delay = DAGI_SWAPPER_RETRY_BASE_MS << shift;
+    /* +-50% jitter, so callers that failed together do not retry together. */
+    return delay / 2 + arc4random_uniform(delay + 1);
+}
+
 static bool schedule_retry(struct dagi_swapper_chat *ch)
 {
     if (ch->attempt > ch->retries)
         return false;
-    unsigned shift = ch->attempt - 1 < 6 ? ch->attempt - 1 : 6;
-    unsigned delay = DAGI_SWAPPER_RETRY_BASE_MS << shift;
-    /* +-50% jitter, so callers that failed together do not retry together. */
-    delay = delay / 2 + arc4random_uniform(delay + 1);
+    unsigned delay = dagi_swapper_retry_delay_ms(ch->attempt);
     unsigned used = elapsed_ms(ch);
     if ((ch->env.first_token_timeout_ms && used + delay >= ch->env.first_token_timeout_ms) ||
         (ch->env.total_timeout_ms && used + delay >= ch->env.total_timeout_ms))

@@ -35,11 +35,19 @@ struct dagi_metric;
 /* Caps on what an upstream may make us hold. */
 #define DAGI_PROVIDER_MAX_EVENT (1u << 20) /* one SSE event / NDJSON line */
 #define DAGI_PROVIDER_MAX_ERROR_BODY (64u << 10)
+/* A whole embeddings answer: 256 inputs of 3072 numbers in JSON text. */
+#define DAGI_PROVIDER_MAX_EMBED_ANSWER (64u << 20)
 #define DAGI_SWAPPER_RETRY_BASE_MS 100
 
 struct dagi_provider_call {
     struct dagi_provider_env env;
     struct dagi_chat_callbacks cb;
+    /* An embedding call (dagi_provider_call_new_embed) reports here instead
+     * of cb; `complete` fills `embeddings`. */
+    struct dagi_embed_callbacks embed_cb;
+    json_t *embeddings;
+    size_t embed_inputs;      /* how many the request had */
+    int64_t embed_dimensions; /* asked for; 0 = any */
     /* the request */
     char *url;
     char **headers; /* NULL-terminated, owned */
@@ -78,6 +86,15 @@ struct dagi_provider_call {
 /* Allocates a call with the env and callbacks copied. */
 struct dagi_provider_call *dagi_provider_call_new(const struct dagi_provider_env *env,
                                                   const struct dagi_chat_callbacks *cb);
+/* The same for an embedding call: the whole answer is read (up to
+ * DAGI_PROVIDER_MAX_EMBED_ANSWER) and handed to `complete`. */
+struct dagi_provider_call *dagi_provider_call_new_embed(const struct dagi_provider_env *env,
+                                                        const struct dagi_embed_callbacks *cb,
+                                                        const struct dagi_embed_request *req);
+/* For embedding answers: takes `list` (an array with one array of numbers
+ * per input, in input order) as the result after checking its shape;
+ * otherwise fails the call with what is wrong.  Adds a reference. */
+int dagi_provider_call_set_embeddings(struct dagi_provider_call *c, json_t *list);
 /* Starts the HTTP request and the first-token and total timers; on error
  * nothing was called back and the caller frees the call. */
 int dagi_provider_call_start(struct dagi_provider_call *c, struct dagi_error *err);
@@ -199,10 +216,15 @@ int dagi_swapper_chat_start(struct dagi_swapper_model *m, const struct dagi_prov
                             struct dagi_error *err);
 /* Not from inside the chat's own on_done (it is freed right after). */
 void dagi_swapper_chat_cancel(struct dagi_swapper_chat *chat);
+/* The wait before retry number `attempt` (1, 2, ...): the base doubled per
+ * attempt, +-50% jitter so callers that failed together do not retry
+ * together.  Embeddings retry the same way (swapper_embed.c). */
+unsigned dagi_swapper_retry_delay_ms(unsigned attempt);
 
 /* The role's state (swapper.c), shared with its operator routes
  * (swapper_routes.c). */
 struct dagi_swapper_infer;
+struct dagi_swapper_embed;
 struct dagi_swapper_op;
 
 struct dagi_swapper_state {
@@ -212,11 +234,26 @@ struct dagi_swapper_state {
     unsigned retries;
     bool draining;
     struct dagi_swapper_infer *infers; /* in flight, for stop */
+    struct dagi_swapper_embed *embeds; /* in flight, for stop */
     struct dagi_swapper_op *ops;       /* operator loads/unloads waiting */
+    size_t max_payload;                /* bus.max_payload: caps an embedding's input */
     struct dagi_metric *requests_total, *first_token_seconds;
 };
 
 void dagi_swapper_routes_register(struct dagi_swapper_state *sw);
+
+/* Embeddings (swapper_embed.c): `dagi.swapper.embed`.
+ * dagi_swapper_embed_input turns a request's input (a string or an array
+ * of strings) into a new array of 1..DAGI_EMBED_MAX_INPUTS non-empty
+ * strings: DAGI_EINVAL for the shape, the count or an empty string,
+ * DAGI_ETOOBIG for an input over DAGI_EMBED_MAX_INPUT_BYTES or all of them
+ * over max_total bytes (0 = no total cap).  A pure function, for the tests
+ * too. */
+int dagi_swapper_embed_input(const json_t *input, size_t max_total, json_t **out,
+                             struct dagi_error *err);
+int dagi_swapper_embed_serve(struct dagi_swapper_state *sw, struct dagi_error *err);
+/* Fails every embedding still in flight (unavailable). */
+void dagi_swapper_embed_stop(struct dagi_swapper_state *sw);
 /* Answers every operator request still waiting (503) and forgets them. */
 void dagi_swapper_routes_stop(struct dagi_swapper_state *sw);
 

@@ -382,10 +382,17 @@ static struct dagi_swapper_model *adopt(struct dagi_swapper_models *t,
 void dagi_swapper_models_set(struct dagi_swapper_models *t, const struct dagi_model_config *models,
                              size_t count)
 {
+    /* The implicit builtin does everything it can offline: chat and its
+     * hashed-bag-of-words embeddings. */
+    static char chat[] = "chat", embeddings[] = "embeddings";
+    static char *builtin_caps[] = {chat, embeddings};
     struct dagi_swapper_model *old = t->head, *head = NULL, **tail = &head;
     bool have_builtin = false;
     for (size_t i = 0; i <= count; i++) {
-        struct dagi_model_config implicit = {.id = "builtin", .provider = builtin_index()};
+        struct dagi_model_config implicit = {
+            .id = "builtin",
+            .provider = builtin_index(),
+            .capabilities = {builtin_caps, DAGI_ARRAY_LEN(builtin_caps)}};
         const struct dagi_model_config *cfg = i < count ? &models[i] : &implicit;
         if (i == count && have_builtin)
             break;

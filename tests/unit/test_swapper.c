@@ -1,8 +1,9 @@
 /* The swapper's providers, retries and model table against a fake upstream
  * in the same process: libevent's evhttp on 127.0.0.1, on its own
  * event_base in a second thread, speaking OpenAI's SSE chat completions and
- * Ollama's NDJSON /api/chat (with load/unload through keep_alive).  The
- * request body's "model" picks the fake's behaviour. */
+ * /v1/embeddings, and Ollama's NDJSON /api/chat (with load/unload through
+ * keep_alive) and /api/embed.  The request body's "model" picks the fake's
+ * behaviour. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -266,6 +268,80 @@ static void on_ollama(struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
+/* Embedding k of input i is i + 0.5 + k, so a test sees which input a
+ * vector belongs to; `dimensions` numbers each (3 without it). */
+static json_t *fake_vector(size_t i, json_int_t dims)
+{
+    json_t *v = json_array();
+    for (json_int_t k = 0; k < dims; k++)
+        json_array_append_new(v, json_real((double)i + 0.5 + (double)k));
+    return v;
+}
+
+static void reply_json(struct evhttp_request *req, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    reply(req, 200, text);
+    free(text);
+    json_decref(doc);
+}
+
+/* OpenAI: data in reverse order (the reference promises nothing about the
+ * order, only `index`); "emb-short" drops one, "emb-fixed" ignores
+ * dimensions. */
+static void on_openai_embed(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    json_t *body = read_body(req);
+    const char *model = json_string_value(json_object_get(body, "model"));
+    json_t *input = json_object_get(body, "input");
+    json_t *d = json_object_get(body, "dimensions");
+    json_int_t dims = json_is_integer(d) && strcmp(model, "emb-fixed") ? json_integer_value(d) : 3;
+    size_t n = json_array_size(input);
+    if (strcmp(model, "emb-short") == 0 && n)
+        n--;
+    pthread_mutex_lock(&fake.lock);
+    fake.requests++;
+    pthread_mutex_unlock(&fake.lock);
+    json_t *data = json_array();
+    for (size_t i = n; i-- > 0;)
+        json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index",
+                                              (json_int_t)i, "embedding", fake_vector(i, dims)));
+    reply_json(req, json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+                              model, "usage", "prompt_tokens", (json_int_t)(n * 3), "total_tokens",
+                              (json_int_t)(n * 3)));
+    json_decref(body);
+}
+
+/* Ollama: an empty input loads the model (logged "embed-load:"), as the
+ * real /api/embed does; otherwise one vector per input, in order. */
+static void on_ollama_embed(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    json_t *body = read_body(req);
+    const char *model = json_string_value(json_object_get(body, "model"));
+    json_t *input = json_object_get(body, "input");
+    if (json_is_string(input) && !json_string_length(input)) {
+        pthread_mutex_lock(&fake.lock);
+        fake.loads++;
+        size_t n = strlen(fake.log);
+        snprintf(fake.log + n, sizeof(fake.log) - n, "embed-load:%s ", model ? model : "?");
+        pthread_mutex_unlock(&fake.lock);
+        reply_json(req, json_pack("{s:s,s:[]}", "model", model ? model : "", "embeddings"));
+        json_decref(body);
+        return;
+    }
+    pthread_mutex_lock(&fake.lock);
+    fake.requests++;
+    pthread_mutex_unlock(&fake.lock);
+    json_t *vectors = json_array();
+    for (size_t i = 0; i < json_array_size(input); i++)
+        json_array_append_new(vectors, fake_vector(i, 4));
+    reply_json(req, json_pack("{s:s,s:o,s:I}", "model", model ? model : "", "embeddings", vectors,
+                              "prompt_eval_count", (json_int_t)json_array_size(input) * 2));
+    json_decref(body);
+}
+
 static void on_ps(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -304,6 +380,8 @@ static int server_start(void)
     evhttp_set_cb(fake.http, "/v1/chat/completions", on_openai, NULL);
     evhttp_set_cb(fake.http, "/api/chat", on_ollama, NULL);
     evhttp_set_cb(fake.http, "/api/ps", on_ps, NULL);
+    evhttp_set_cb(fake.http, "/v1/embeddings", on_openai_embed, NULL);
+    evhttp_set_cb(fake.http, "/api/embed", on_ollama_embed, NULL);
     fake.stop = event_new(fake.base, -1, 0, on_server_stop, NULL);
     return pthread_create(&fake.thread, NULL, server_main, NULL);
 }
@@ -438,6 +516,8 @@ enum { P_OPENAI, P_OLLAMA, P_BUILTIN };
 static void set_models(struct fixture *f, int64_t budget)
 {
     static char *no_caps[] = {NULL};
+    static char embeddings[] = "embeddings";
+    static char *embed_caps[] = {embeddings};
     struct dagi_model_config models[] = {
         {.id = "ok", .provider = P_OPENAI, .base_url = f->openai_url},
         {.id = "tools", .provider = P_OPENAI, .base_url = f->openai_url},
@@ -453,9 +533,19 @@ static void set_models(struct fixture *f, int64_t budget)
          .base_url = f->ollama_url,
          .memory_mb = 1000,
          .model = "c-upstream"},
+        {.id = "emb", .provider = P_OPENAI, .base_url = f->openai_url},
+        {.id = "emb-short", .provider = P_OPENAI, .base_url = f->openai_url},
+        {.id = "emb-fixed", .provider = P_OPENAI, .base_url = f->openai_url},
+        /* an embedding-only local model: loads through /api/embed */
+        {.id = "nomic",
+         .provider = P_OLLAMA,
+         .base_url = f->ollama_url,
+         .memory_mb = 1000,
+         .capabilities = {embed_caps, 1}},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(models); i++)
-        models[i].capabilities.items = no_caps;
+        if (!models[i].capabilities.items)
+            models[i].capabilities.items = no_caps;
     dagi_swapper_models_set_budget(f->models, budget, &f->env);
     dagi_swapper_models_set(f->models, models, DAGI_ARRAY_LEN(models));
 }
@@ -825,6 +915,279 @@ static void test_operator_unload(void **state)
     assert_int_equal(dagi_swapper_models_used_mb(f->models), 0);
 }
 
+/* --- embeddings --- */
+
+struct embedded {
+    int done;
+    int err;
+    char message[512];
+    json_t *embeddings;
+    struct dagi_usage usage;
+};
+
+static void on_embedded(void *ud, int err, const char *message, const json_t *embeddings,
+                        const struct dagi_usage *usage)
+{
+    struct embedded *r = ud;
+    r->done++;
+    r->err = err;
+    snprintf(r->message, sizeof(r->message), "%s", message ? message : "");
+    r->embeddings = embeddings ? json_deep_copy(embeddings) : NULL;
+    r->usage = *usage;
+}
+
+/* Runs model `id`'s embed on `input` (a JSON array) to its end. */
+static void embed(struct fixture *f, const char *id, json_t *input, int64_t dimensions,
+                  struct embedded *r)
+{
+    struct dagi_swapper_model *m = dagi_swapper_models_find(f->models, id);
+    assert_non_null(m);
+    assert_non_null(m->ops->embed);
+    assert_true(m->ops->caps & DAGI_PROVIDER_CAN_EMBED);
+    struct dagi_embed_request req = {.input = input, .dimensions = dimensions};
+    struct dagi_embed_callbacks cb = {on_embedded, r};
+    struct dagi_provider_call *call = NULL;
+    struct dagi_error err = {0};
+    assert_int_equal(m->ops->embed(&f->env, &m->cfg, &req, &cb, &call, &err), 0);
+    assert_int_equal(r->done, 0); /* never before embed() returned */
+    assert_true(run_until(f->base, &r->done, 1, 10000));
+    assert_int_equal(r->done, 1);
+}
+
+static double number_at(const json_t *vectors, size_t i, size_t k)
+{
+    return json_number_value(json_array_get(json_array_get(vectors, i), k));
+}
+
+static json_t *texts(const char *a, const char *b, const char *c)
+{
+    json_t *list = json_array();
+    const char *all[] = {a, b, c};
+    for (size_t i = 0; i < 3; i++)
+        if (all[i])
+            json_array_append_new(list, json_string(all[i]));
+    return list;
+}
+
+static void test_embed_openai_orders_by_index(void **state)
+{
+    struct fixture *f = *state;
+    struct embedded r = {0};
+    json_t *input = texts("zero", "one", "two");
+    embed(f, "emb", input, 0, &r);
+    assert_int_equal(r.err, 0);
+    /* the fake answers in reverse: each vector lands where its index says */
+    assert_int_equal(json_array_size(r.embeddings), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(json_array_size(json_array_get(r.embeddings, i)), 3);
+        assert_true(number_at(r.embeddings, i, 0) == (double)i + 0.5);
+    }
+    assert_int_equal(r.usage.prompt_tokens, 9);
+    json_t *sent = json_loads(fake.last_body, 0, NULL);
+    assert_true(json_equal(json_object_get(sent, "input"), input));
+    assert_string_equal(json_string_value(json_object_get(sent, "encoding_format")), "float");
+    assert_string_equal(json_string_value(json_object_get(sent, "model")), "emb");
+    assert_null(json_object_get(sent, "dimensions"));
+    json_decref(sent);
+    json_decref(r.embeddings);
+
+    /* dimensions go upstream, and the answer must have them */
+    struct embedded d = {0};
+    embed(f, "emb", input, 2, &d);
+    assert_int_equal(d.err, 0);
+    assert_int_equal(json_array_size(json_array_get(d.embeddings, 0)), 2);
+    sent = json_loads(fake.last_body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(sent, "dimensions")), 2);
+    json_decref(sent);
+    json_decref(d.embeddings);
+    json_decref(input);
+}
+
+static void test_embed_openai_checks_the_answer(void **state)
+{
+    struct fixture *f = *state;
+    json_t *input = texts("zero", "one", "two");
+    struct embedded r = {0};
+    embed(f, "emb-short", input, 0, &r);
+    assert_int_equal(r.err, DAGI_EUNAVAIL);
+    assert_null(r.embeddings);
+    assert_non_null(strstr(r.message, "2 embeddings for 3 inputs"));
+    /* a server that ignores dimensions: refused, not passed on */
+    struct embedded d = {0};
+    embed(f, "emb-fixed", input, 8, &d);
+    assert_int_equal(d.err, DAGI_EINVAL);
+    assert_non_null(strstr(d.message, "3 dimensions, 8 were asked for"));
+    json_decref(input);
+}
+
+static void test_embed_ollama_native(void **state)
+{
+    struct fixture *f = *state;
+    struct embedded r = {0};
+    json_t *input = texts("a", "b", NULL);
+    embed(f, "nomic", input, 0, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(json_array_size(r.embeddings), 2);
+    assert_int_equal(json_array_size(json_array_get(r.embeddings, 1)), 4);
+    assert_true(number_at(r.embeddings, 1, 0) == 1.5);
+    assert_int_equal(r.usage.prompt_tokens, 4);
+    json_t *sent = json_loads(fake.last_body, 0, NULL);
+    assert_true(json_equal(json_object_get(sent, "input"), input));
+    /* the load's keep_alive, so the model stays as long as the swapper thinks */
+    assert_string_equal(json_string_value(json_object_get(sent, "keep_alive")), "30m");
+    json_decref(sent);
+    json_decref(r.embeddings);
+    json_decref(input);
+}
+
+/* An embedding-only local model loads through /api/embed (Ollama refuses a
+ * chat-load of a model that cannot chat) and takes its share of the
+ * budget: loading it evicts the least recently used chat model. */
+static void test_embed_only_model_loads_under_the_budget(void **state)
+{
+    struct fixture *f = *state;
+    set_models(f, 2000);
+    use(f, "a");
+    use(f, "b");
+    use(f, "nomic");
+    assert_string_equal(fake.log, "load:a load:b unload:a embed-load:nomic ");
+    assert_int_equal(dagi_swapper_models_used_mb(f->models), 2000);
+    /* a second user finds it loaded: no load at all */
+    int ready = 0;
+    struct wait wt = {.w.on_ready = on_ready, .ready = &ready};
+    assert_int_equal(
+        dagi_swapper_model_acquire(dagi_swapper_models_find(f->models, "nomic"), &wt.w), 0);
+    assert_int_equal(fake_count(&fake.loads), 3);
+}
+
+static double dot(const json_t *vectors, size_t a, size_t b)
+{
+    double sum = 0;
+    for (size_t k = 0; k < json_array_size(json_array_get(vectors, a)); k++)
+        sum += number_at(vectors, a, k) * number_at(vectors, b, k);
+    return sum;
+}
+
+static void test_embed_builtin_deterministic_and_normalised(void **state)
+{
+    struct fixture *f = *state;
+    struct embedded r = {0};
+    json_t *input = json_pack("[s,s,s,s,s]", "the cat sat", "The CAT sat!",
+                              "the cat sat on the mat", "dogs bark loudly", "?!");
+    embed(f, "builtin", input, 0, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(json_array_size(r.embeddings), 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(json_array_size(json_array_get(r.embeddings, i)), 256);
+        assert_true(fabs(dot(r.embeddings, i, i) - 1.0) < 1e-9); /* unit length */
+    }
+    /* words, not bytes: case and punctuation do not matter */
+    assert_true(fabs(dot(r.embeddings, 0, 1) - 1.0) < 1e-9);
+    /* shared words point the same way, other words elsewhere */
+    assert_true(dot(r.embeddings, 0, 2) > 0.5);
+    assert_true(dot(r.embeddings, 0, 2) > dot(r.embeddings, 0, 3) + 0.3);
+    assert_int_equal(r.usage.prompt_tokens, 3 + 3 + 6 + 3 + 0);
+    assert_int_equal(fake_count(&fake.requests), 0); /* offline */
+
+    /* the same again, and in another size */
+    struct embedded again = {0}, small = {0}, huge = {0};
+    embed(f, "builtin", input, 0, &again);
+    assert_true(json_equal(again.embeddings, r.embeddings));
+    embed(f, "builtin", input, 16, &small);
+    assert_int_equal(json_array_size(json_array_get(small.embeddings, 4)), 16);
+    assert_true(fabs(dot(small.embeddings, 4, 4) - 1.0) < 1e-9);
+    struct dagi_swapper_model *m = dagi_swapper_models_find(f->models, "builtin");
+    struct dagi_embed_request req = {.input = input, .dimensions = 5000};
+    struct dagi_embed_callbacks cb = {on_embedded, &huge};
+    struct dagi_provider_call *call = NULL;
+    struct dagi_error err = {0};
+    assert_int_equal(m->ops->embed(&f->env, &m->cfg, &req, &cb, &call, &err), DAGI_EINVAL);
+    assert_non_null(strstr(err.message, "4096"));
+    /* the implicit builtin model says it embeds */
+    assert_true(dagi_provider_model_can(&m->cfg, "embeddings"));
+    assert_false(
+        dagi_provider_model_can(&dagi_swapper_models_find(f->models, "ok")->cfg, "embeddings"));
+    json_decref(r.embeddings);
+    json_decref(again.embeddings);
+    json_decref(small.embeddings);
+    json_decref(input);
+}
+
+static void test_embed_cancel_reports_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct embedded r = {0};
+    json_t *input = texts("x", NULL, NULL);
+    struct dagi_swapper_model *m = dagi_swapper_models_find(f->models, "builtin");
+    struct dagi_embed_request req = {.input = input};
+    struct dagi_embed_callbacks cb = {on_embedded, &r};
+    struct dagi_provider_call *call = NULL;
+    assert_int_equal(m->ops->embed(&f->env, &m->cfg, &req, &cb, &call, NULL), 0);
+    m->ops->cancel(call);
+    run_for(f->base, 30);
+    assert_int_equal(r.done, 0);
+    json_decref(input);
+}
+
+static void expect_input(const json_t *input, size_t max_total, int code, const char *words)
+{
+    json_t *out = NULL;
+    struct dagi_error err = {0};
+    int rc = dagi_swapper_embed_input(input, max_total, &out, &err);
+    assert_int_equal(rc, code);
+    if (code) {
+        assert_null(out);
+        assert_non_null(strstr(err.message, words));
+    } else {
+        assert_true(json_is_array(out));
+        json_decref(out);
+    }
+}
+
+static void test_embed_input_caps(void **state)
+{
+    (void)state;
+    json_t *one = json_string("hello");
+    json_t *out = NULL;
+    assert_int_equal(dagi_swapper_embed_input(one, 0, &out, NULL), 0);
+    assert_int_equal(json_array_size(out), 1); /* a string is a list of one */
+    assert_string_equal(json_string_value(json_array_get(out, 0)), "hello");
+    json_decref(out);
+
+    json_t *list = json_array();
+    for (int i = 0; i < DAGI_EMBED_MAX_INPUTS; i++)
+        json_array_append_new(list, json_string("w"));
+    expect_input(list, 0, 0, NULL);
+    json_array_append_new(list, json_string("w"));
+    expect_input(list, 0, DAGI_EINVAL, "at most 256");
+    json_decref(list);
+
+    char *big = malloc(DAGI_EMBED_MAX_INPUT_BYTES + 2);
+    memset(big, 'a', DAGI_EMBED_MAX_INPUT_BYTES + 1);
+    big[DAGI_EMBED_MAX_INPUT_BYTES + 1] = '\0';
+    json_t *huge = json_pack("[s,s]", "fine", big);
+    expect_input(huge, 0, DAGI_ETOOBIG, "input[1] is 65537 bytes");
+    big[DAGI_EMBED_MAX_INPUT_BYTES] = '\0'; /* exactly the cap: fine */
+    json_decref(huge);
+    huge = json_pack("[s,s]", "fine", big);
+    expect_input(huge, 0, 0, NULL);
+    /* the total against the bus cap */
+    expect_input(huge, 1000, DAGI_ETOOBIG, "the bus carries at most 1000");
+    json_decref(huge);
+    free(big);
+
+    json_t *bad[] = {json_pack("[]"), json_pack("[s,i]", "a", 1), json_pack("[s,s]", "a", ""),
+                     json_integer(3), json_pack("[[i,i]]", 1, 2), NULL};
+    const char *why[] = {"must not be empty", "input[1] must be a string", "input[1] is empty",
+                         "a string or an array of strings", "input[0] must be a string"};
+    for (size_t i = 0; bad[i]; i++) {
+        expect_input(bad[i], 0, DAGI_EINVAL, why[i]);
+        json_decref(bad[i]);
+    }
+    expect_input(NULL, 0, DAGI_EINVAL, "a string or an array");
+    json_decref(one);
+}
+
 int main(void)
 {
     if (server_start())
@@ -846,6 +1209,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_first_requests_share_one_load, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_operator_unload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embed_openai_orders_by_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embed_openai_checks_the_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embed_ollama_native, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embed_only_model_loads_under_the_budget, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_embed_builtin_deterministic_and_normalised, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_embed_cancel_reports_nothing, setup, teardown),
+        cmocka_unit_test(test_embed_input_caps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     server_stop();
