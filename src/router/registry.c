@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "policy/tz.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -133,6 +134,10 @@ static const struct dagi_cfg_field telegram_fields[] = {
     {"webhook_secret_env", DAGI_CFG_STRING, offsetof(AGENT_OF(telegram), webhook_secret_env), NULL,
      1, 128, NULL, NULL, 0,
      "Environment variable holding the webhook secret Telegram echoes back."},
+    {"start_text", DAGI_CFG_STRING, offsetof(AGENT_OF(telegram), start_text), NULL, 1, 4096, NULL,
+     NULL, 0, "The answer to /start, sent without a model call; absent = \"<name> - <role>\"."},
+    {"help_text", DAGI_CFG_STRING, offsetof(AGENT_OF(telegram), help_text), NULL, 1, 4096, NULL,
+     NULL, 0, "The answer to /help, sent without a model call; absent = the /start text."},
 };
 static const struct dagi_cfg_schema telegram_schema = {"telegram",
                                                        "The agent's Telegram bot; absent = none.",
@@ -219,11 +224,13 @@ static void check_quiet(void *record, struct dagi_cfg_ctx *ctx)
         dagi_cfg_report(ctx, "to", "expected HH:MM (00:00-23:59)");
     if (q->from && q->to && strcmp(q->from, q->to) == 0)
         dagi_cfg_report(ctx, "to", "equals from: an empty range; leave quiet_hours out");
-    for (const char *c = q->tz; *c; c++)
-        if (!isalnum((unsigned char)*c) && !strchr("_+-/", *c)) {
-            dagi_cfg_report(ctx, "tz", "expected a time zone name such as Europe/Kyiv");
-            break;
-        }
+    /* The zone must exist here (tzdata), or be a fixed offset: a typo would
+     * otherwise only show at the first message in quiet hours. */
+    int32_t offset;
+    struct dagi_error err = {0};
+    if (q->tz && dagi_tz_offset(q->tz, 0, &offset, &err))
+        dagi_cfg_report(ctx, "tz", "%s (an IANA name such as Europe/Kyiv, or +03:00)",
+                        err.message);
 }
 
 static const struct dagi_cfg_field quiet_fields[] = {

@@ -69,6 +69,8 @@ struct dagi_agent {
         char *username;  /* NULL = learned from getMe */
         char *token_env; /* NULL = no Telegram bot */
         char *webhook_secret_env;
+        char *start_text; /* the answer to /start; NULL = "<name> - <role>" */
+        char *help_text;  /* the answer to /help; NULL = the same as /start */
     } telegram;
     struct {
         char *default_model;

@@ -127,6 +127,11 @@ static int router_init(struct dagi_node *node, void **state, struct dagi_error *
     rt->fallbacks = dagi_metrics_counter(
         mx, "agent_fallbacks_total", "Models tried after the first one failed before a token.",
         by_agent);
+    rt->decisions = dagi_metrics_counter(
+        mx, "agent_behavior_decisions_total",
+        "Behaviour policy decisions for requests (FULL, ACK, SILENT), by reason.",
+        (const char *[]){"agent_id", "level", "reason", NULL});
+    rt->behavior = dagi_behavior_new(NULL);
     struct dagi_bus *bus = dagi_node_bus(node);
     rc = dagi_bus_serve(bus, INFER_SUBJECT, dagi_router_on_infer, rt);
     if (!rc)
@@ -144,6 +149,7 @@ static int router_init(struct dagi_node *node, void **state, struct dagi_error *
 out:
     if (rt) {
         dagi_router_snap_unref(rt->snap);
+        dagi_behavior_free(rt->behavior);
         free(rt);
     }
     return rc;
@@ -179,6 +185,7 @@ static void router_stop(struct dagi_node *node, void *state)
     struct dagi_router_state *rt = state;
     dagi_router_infers_stop(rt);
     dagi_router_snap_unref(rt->snap);
+    dagi_behavior_free(rt->behavior);
     free(rt);
 }
 

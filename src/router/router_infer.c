@@ -30,7 +30,8 @@ struct dagi_router_infer {
     size_t n_models, cur;
     json_t *call_body; /* the swapper request; "model" is set per attempt */
     struct dagi_buf text;
-    bool stream, started, has_chat;
+    bool stream, started;
+    const char *reason; /* the policy's (static) */
     bool caller_tools;                /* the caller's own tools: calls go back to it */
     struct dagi_router_tools *tools;  /* a round of server-side calls in flight */
     int64_t rounds;                   /* tool rounds done */
@@ -258,7 +259,7 @@ static void send_final(struct dagi_router_infer *in, json_t *res, const char *fi
         in->text.data ? in->text.data : "", in->text.len, "model",
         model ? model : in->models[in->cur], "backend", backend ? backend : "", "tokens_used",
         pin + pout, "usage", "prompt_tokens", pin, "completion_tokens", pout, "finish_reason",
-        finish ? finish : "stop", "policy", "FULL", "reason", in->has_chat ? "default" : "no_chat");
+        finish ? finish : "stop", "policy", "FULL", "reason", in->reason);
     /* The caller's own tools are the caller's to run: hand the calls back. */
     if (json_array_size(tool_calls))
         json_object_set(final, "tool_calls", (json_t *)tool_calls);
@@ -456,15 +457,29 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         return;
     }
 
+    /* Before any model is asked: answer at once, or not at all? */
+    struct dagi_behavior_decision decision;
+    struct dagi_error perr = {0};
+    if (dagi_router_policy_decide(rt, agent, body, &decision, &perr)) {
+        dagi_bus_reply_error(req, perr.code, "%s", perr.message);
+        json_decref(body);
+        return;
+    }
+    if (decision.level != DAGI_BEHAVIOR_FULL) {
+        dagi_router_policy_answer(req, msg->stream, agent, &decision, msg->trace_id);
+        json_decref(body);
+        return;
+    }
+
     struct dagi_router_infer *in = dagi_xcalloc(1, sizeof(*in));
     in->rt = rt;
+    in->reason = decision.reason;
     in->snap = dagi_router_snap_ref(rt->snap);
     in->req = req;
     in->agent = agent;
     in->stream = msg->stream;
     in->deadline_ms = msg->deadline_ms;
     in->start_ns = dagi_clock_mono_ns();
-    in->has_chat = json_is_object(json_object_get(body, "chat"));
     snprintf(in->trace_id, sizeof(in->trace_id), "%s", msg->trace_id ? msg->trace_id : "");
     dagi_buf_init(&in->text, MAX_ANSWER);
     in->next = rt->infers;

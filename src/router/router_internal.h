@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "policy/behavior.h"
 #include "router/registry.h"
 #include "router/router.h"
 
@@ -31,6 +32,8 @@ struct dagi_router_state {
     bool draining;
     struct dagi_metric *latency, *tokens_in, *tokens_out, *errors, *fallbacks;
     struct dagi_metric *tool_calls; /* agent_tool_calls_total; made on first use */
+    struct dagi_behavior *behavior; /* the policy's duplicate memory */
+    struct dagi_metric *decisions;  /* agent_behavior_decisions_total */
 };
 
 struct dagi_router_snap *dagi_router_snap_ref(struct dagi_router_snap *s);
@@ -40,6 +43,17 @@ void dagi_router_snap_unref(struct dagi_router_snap *s);
 void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud);
 /* Ends every request in flight with an error (the role is stopping). */
 void dagi_router_infers_stop(struct dagi_router_state *rt);
+
+/* The behaviour policy (router_policy.c).  decide: FULL "no_chat" without a
+ * chat; DAGI_EINVAL for a malformed chat or sender.  answer: the immediate
+ * answer of ACK (the ACK text) or SILENT (nothing), ending the request. */
+struct dagi_behavior_decision;
+int dagi_router_policy_decide(struct dagi_router_state *rt, const struct dagi_agent *agent,
+                              const struct json_t *body, struct dagi_behavior_decision *out,
+                              struct dagi_error *err);
+void dagi_router_policy_answer(struct dagi_bus_req *req, bool stream,
+                               const struct dagi_agent *agent,
+                               const struct dagi_behavior_decision *d, const char *trace_id);
 
 /* Server-side tools (router_tools.c). */
 struct json_t;

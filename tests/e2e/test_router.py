@@ -83,8 +83,11 @@ def test_helion_answers_with_its_default_model(ctx):
         assert r["chunks"] >= 2, r
         assert f["policy"] == "FULL" and f["reason"] == "no_chat", f
         assert f["tokens_used"] == f["usage"]["prompt_tokens"] + f["usage"]["completion_tokens"]
+        # A private chat is FULL outside helion's quiet hours (23:00-07:00 Kyiv).
+        from test_telegram import kyiv_offset_ms
+        s.node.post("/v1/test/clock", {"offset_ms": kyiv_offset_ms(12)}, headers=s.node.auth())
         f = final_of(ask(s.node, message="hi", chat={"id": "1", "type": "private"}))
-        assert f["reason"] == "default", f
+        assert f["policy"] == "FULL" and f["reason"] == "private", f
     finally:
         s.close()
 

@@ -400,8 +400,8 @@ static void test_field_checks(void **state)
         "FILE:12: agents[0].tools[2].method: must be one of POST, GET\n"
         "FILE:15: agents[0].behaviour.quiet_hours.to: from and to must be set together\n"
         "FILE:15: agents[0].behaviour.quiet_hours.from: expected HH:MM (00:00-23:59)\n"
-        "FILE:15: agents[0].behaviour.quiet_hours.tz: expected a time zone name such as "
-        "Europe/Kyiv\n");
+        "FILE:15: agents[0].behaviour.quiet_hours.tz: time zone \"Europe/Kyiv; rm\": only "
+        "A-Z a-z 0-9 _ + - / are allowed (an IANA name such as Europe/Kyiv, or +03:00)\n");
     expect_errors(fx,
                   "agents:\n"
                   "  - id: a\n"
