@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "router/router.h"
 #include "swapper/swapper.h"
+#include "telegram/telegram.h"
 
 #include <jansson.h>
 
@@ -24,7 +25,7 @@ extern char **environ;
 
 /* Roles join this table as they become real (ARCHITECTURE.md). */
 static const struct dagi_role *const all_roles[] = {&dagi_role_swapper, &dagi_role_router,
-                                                     &dagi_role_gateway};
+                                                     &dagi_role_gateway, &dagi_role_telegram};
 static const size_t all_role_count = sizeof(all_roles) / sizeof(all_roles[0]);
 
 enum { EXIT_USAGE = 2 };
@@ -40,6 +41,8 @@ static void usage_main(FILE *out)
                  "  config docs       print the configuration reference (Markdown)\n"
                  "  config keys       list every configuration key and its DAGI_* variable\n"
                  "  db status|migrate  the relational store's schema version; apply migrations\n"
+                 "  telegram set-webhook AGENT URL | info AGENT\n"
+                 "                    point an agent's bot at a webhook; show the bot\n"
                  "  dlq list|show SEQ|replay SEQ\n"
                  "                    dead letters of a running node (through its admin API)\n"
                  "  version           print the version\n"
@@ -345,6 +348,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "node") == 0)
         return run_roles("node", all_roles, all_role_count, argc - 1, argv + 1);
+    if (strcmp(cmd, "telegram") == 0 && argc > 2 &&
+        (strcmp(argv[2], "set-webhook") == 0 || strcmp(argv[2], "info") == 0))
+        return dagi_telegram_cli(argc - 1, argv + 1);
     for (size_t i = 0; i < all_role_count; i++)
         if (strcmp(cmd, all_roles[i]->name) == 0)
             return run_roles(cmd, &all_roles[i], 1, argc - 1, argv + 1);

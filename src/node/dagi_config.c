@@ -334,6 +334,34 @@ static const struct dagi_cfg_schema router_schema = {
     "router", "The router: agents, routing rules, tools (seed 2.3).", sizeof(SECTION_OF(router)),
     router_fields, DAGI_ARRAY_LEN(router_fields), NULL};
 
+static const struct dagi_cfg_field telegram_fields[] = {
+    {"api_base", DAGI_CFG_STRING, offsetof(SECTION_OF(telegram), api_base),
+     "https://api.telegram.org", 1, 1024, NULL, NULL, 0,
+     "The Bot API base URL (a local Bot API server, or a test fake)."},
+    {"default_agent", DAGI_CFG_STRING, offsetof(SECTION_OF(telegram), default_agent), "daarwizz",
+     1, 64, NULL, NULL, 0,
+     "The agent whose bot the original's path POST /telegram/webhook serves."},
+    {"max_update", DAGI_CFG_SIZE, offsetof(SECTION_OF(telegram), max_update), "1MB", 1024,
+     16 << 20, NULL, NULL, 0, "Largest webhook body accepted (413 above)."},
+    {"typing_after", DAGI_CFG_DURATION, offsetof(SECTION_OF(telegram), typing_after), "1s", 0,
+     60 * SECOND, NULL, NULL, 0,
+     "Show \"typing...\" when the answer takes longer than this (never for ACK or SILENT)."},
+    {"send_attempts", DAGI_CFG_INT, offsetof(SECTION_OF(telegram), send_attempts), "5", 1, 20,
+     NULL, NULL, 0, "Tries per Bot API call; 429 waits its retry_after, 5xx back off."},
+    {"answer_timeout", DAGI_CFG_DURATION, offsetof(SECTION_OF(telegram), answer_timeout), "120s",
+     SECOND, 30 * 60 * SECOND, NULL, NULL, 0, "How long one update may wait for its answer."},
+    {"max_photo", DAGI_CFG_SIZE, offsetof(SECTION_OF(telegram), max_photo), "5MB", 1024,
+     6 << 20, NULL, NULL, 0,
+     "Largest photo passed to the vision model (it travels base64-encoded on the bus)."},
+    {"processed_retention", DAGI_CFG_DURATION,
+     offsetof(SECTION_OF(telegram), processed_retention), "7d", 60 * SECOND,
+     365.0 * 24 * 3600 * SECOND, NULL, NULL, 0,
+     "How long an answered update id is remembered, so a redelivery is not answered twice."},
+};
+static const struct dagi_cfg_schema telegram_schema = {
+    "telegram", "Telegram bots: webhooks, replies through the Bot API.",
+    sizeof(SECTION_OF(telegram)), telegram_fields, DAGI_ARRAY_LEN(telegram_fields), NULL};
+
 static const struct dagi_cfg_field top_fields[] = {
     {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
      0, "This node."},
@@ -355,6 +383,8 @@ static const struct dagi_cfg_field top_fields[] = {
      &swapper_schema, 0, "Model providers."},
     {"router", DAGI_CFG_SECTION, offsetof(struct dagi_config, router), NULL, 0, 0, NULL,
      &router_schema, 0, "The router."},
+    {"telegram", DAGI_CFG_SECTION, offsetof(struct dagi_config, telegram), NULL, 0, 0, NULL,
+     &telegram_schema, 0, "Telegram bots."},
 };
 
 const struct dagi_cfg_schema dagi_config_schema = {

@@ -120,6 +120,16 @@ struct dagi_config {
         int64_t max_tool_rounds;
         int64_t history_max;
     } router;
+    struct {
+        char *api_base;        /* the Bot API, https://api.telegram.org */
+        char *default_agent;   /* whose bot POST /telegram/webhook is */
+        int64_t max_update;    /* webhook body cap */
+        int64_t typing_after;  /* ms before "typing..." is shown for a slow answer */
+        int64_t send_attempts; /* Bot API calls: tries for 429 / 5xx / network errors */
+        int64_t answer_timeout; /* ms for the router's answer to one update */
+        int64_t max_photo;     /* bytes of a photo fetched for the vision model */
+        int64_t processed_retention; /* ms an update id is remembered as answered */
+    } telegram;
 };
 
 extern const struct dagi_cfg_schema dagi_config_schema;

@@ -165,6 +165,11 @@ static void on_clock(struct dagi_http_req *req, void *ud)
 
 void dagi_testhooks_register(struct dagi_node *n)
 {
+    /* A process that must start at a chosen business time (a restart in the
+     * middle of a test) reads it from the environment. */
+    const char *offset = getenv("DAGI_TEST_CLOCK_OFFSET_MS");
+    if (offset && *offset)
+        dagi_clock_set_offset_ms(strtoll(offset, NULL, 10));
     const struct dagi_http_route routes[] = {
         /* Uploads of any size: the route's cap is 1 TiB. */
         {"POST", "/v1/test/sink", on_sink, n, DAGI_ROUTE_STREAM_BODY, (size_t)1 << 40},

@@ -111,6 +111,7 @@ struct behaviour {
     int status;
     int die_after_tokens;
     json_t *tool_call; /* owned reference or NULL */
+    json_t *reply;     /* owned: the answer's text instead of the echo, or NULL */
 };
 
 /* What a chat answers.  Text answers are split into word tokens (leading
@@ -431,6 +432,10 @@ static void apply_entry(struct behaviour *b, json_t *entry)
         json_decref(b->tool_call);
         b->tool_call = json_incref(v);
     }
+    if ((v = json_object_get(entry, "reply"))) {
+        json_decref(b->reply);
+        b->reply = json_incref(v);
+    }
 }
 
 /* Applies and consumes one control entry ("times": N entries expire). */
@@ -454,7 +459,7 @@ static void use_entry(struct fake *f, const char *key, struct behaviour *b)
 static int resolve_behaviour(struct fake *f, struct evhttp_request *req, enum api api,
                              const char *model, struct behaviour *b)
 {
-    *b = (struct behaviour){-1, -1, -1, -1, NULL};
+    *b = (struct behaviour){-1, -1, -1, -1, NULL, NULL};
     if (model && json_object_size(f->behaviours)) {
         use_entry(f, "*", b);
         if (strcmp(model, "*") != 0)
@@ -483,6 +488,8 @@ static int resolve_behaviour(struct fake *f, struct evhttp_request *req, enum ap
             if (parse_int(h->value, known[i].lo, known[i].hi, slot) < 0) {
                 json_decref(b->tool_call);
                 b->tool_call = NULL;
+                json_decref(b->reply);
+                b->reply = NULL;
                 send_error(req, api, 400, NULL, NULL,
                            "invalid X-Fake-%s header (an integer in %d..%d)", known[i].name,
                            known[i].lo, known[i].hi);
@@ -643,7 +650,7 @@ static void reply_injected_error(struct fake *f, struct evhttp_request *req, enu
 {
     struct evbuffer *body = evbuffer_new();
     error_body(body, api, b->status, NULL, NULL, NULL, injected_message(b->status));
-    struct behaviour only_latency = {b->latency_ms, -1, -1, -1, NULL};
+    struct behaviour only_latency = {b->latency_ms, -1, -1, -1, NULL, NULL};
     reply_with_behaviour(f, req, b->status, body, &only_latency, 0);
 }
 
@@ -830,6 +837,9 @@ static int answer_build(struct fake *f, json_t *body, enum api api, const struct
         } else if (has_tools && b->tool_call) {
             tool_call_from_control(b->tool_call, a);
             free(out.p);
+        } else if (b->reply) {
+            sbuf_add(&out, json_string_value(b->reply), json_string_length(b->reply));
+            a->text = out.p;
         } else {
             sbuf_adds(&out, "echo:");
             if (text.len) {
@@ -1337,6 +1347,7 @@ static void on_openai_chat(struct fake *f, struct evhttp_request *req, const str
 out:
     answer_release(&a);
     json_decref(b.tool_call);
+    json_decref(b.reply);
     json_decref(body);
 }
 
@@ -1500,6 +1511,7 @@ static void on_embeddings(struct fake *f, struct evhttp_request *req, const stru
 out:
     json_decref(inputs);
     json_decref(b.tool_call);
+    json_decref(b.reply);
     json_decref(body);
 }
 
@@ -1598,6 +1610,7 @@ static void on_ollama_chat(struct fake *f, struct evhttp_request *req, const str
 out:
     answer_release(&a);
     json_decref(b.tool_call);
+    json_decref(b.reply);
     json_decref(body);
 }
 
@@ -1720,6 +1733,11 @@ static const char *validate_behaviour(json_t *body)
     {
         if (strcmp(key, "model") == 0)
             continue;
+        if (strcmp(key, "reply") == 0) {
+            if (!json_is_string(v) || !json_string_length(v))
+                return "'reply' must be a non-empty string";
+            continue;
+        }
         if (strcmp(key, "tool_call") == 0) {
             if (!json_is_object(v) || !json_is_string(json_object_get(v, "name")))
                 return "'tool_call' must be {\"name\": ..., \"arguments\": {...}}";

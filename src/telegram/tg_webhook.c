@@ -1,0 +1,184 @@
+/* The webhook routes (tg_role.c has the overview).
+ *
+ * Telegram retries an update until it gets a 2xx, so 200 means exactly
+ * this: the update is sealed and stored in JetStream.  A wrong or missing
+ * secret is 401 and nothing else happens; a store that is down is 503
+ * (Telegram retries later).  The update is stored with Nats-Msg-Id
+ * "tg.<agent>.<update_id>", so a retry Telegram makes while our first 200
+ * was in flight is stored once. */
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/js.h"
+#include "core/buf.h"
+#include "core/http_server.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "core/seal.h"
+#include "node/node.h"
+#include "telegram/tg_internal.h"
+
+#define SECRET_HEADER "X-Telegram-Bot-Api-Secret-Token"
+
+/* A webhook waiting for the stream's ack; req is NULL once the client left. */
+struct pending {
+    struct dagi_http_req *req;
+    struct tg_state *tg;
+    char agent_id[64];
+};
+
+static void count(struct tg_state *tg, const char *agent, const char *result)
+{
+    dagi_metric_inc(tg->updates, (const char *[]){agent, result});
+}
+
+static void on_client_gone(struct dagi_http_req *req, void *ud)
+{
+    (void)req;
+    struct pending *p = ud;
+    p->req = NULL;
+}
+
+static void on_stored(void *ud, int err, uint64_t seq, bool duplicate)
+{
+    (void)seq;
+    struct pending *p = ud;
+    if (p->req) {
+        dagi_http_req_on_close(p->req, NULL, NULL);
+        if (err) {
+            dagi_http_set_header(p->req, "Retry-After", "1");
+            dagi_http_respond_error(p->req, 503, "unavailable", NULL,
+                                    "the update could not be stored; retry");
+        } else {
+            dagi_http_respond_json(p->req, 200, json_pack("{s:b}", "ok", 1));
+        }
+    }
+    count(p->tg, p->agent_id, err ? "store_failed" : duplicate ? "duplicate" : "accepted");
+    if (err)
+        dagi_log_warn(NULL, "telegram: an update could not be stored", "agent", p->agent_id,
+                      "error", dagi_strerror(err));
+    free(p);
+}
+
+static bool secret_ok(const struct tg_bot *bot, const char *given)
+{
+    size_t n = strlen(bot->secret);
+    if (!n || !given || strlen(given) != n)
+        return false;
+    return sodium_memcmp(bot->secret, given, n) == 0;
+}
+
+static void handle(struct dagi_http_req *req, struct tg_state *tg, const char *agent_id)
+{
+    struct tg_bot *bot = tg_snap_find(tg->snap, agent_id);
+    if (!bot || !bot->token[0]) {
+        dagi_http_respond_error(req, 404, "not_found", "agent_id",
+                                "no Telegram bot for this agent on this node");
+        return;
+    }
+    /* The secret first: nothing about the body is looked at without it. */
+    if (!secret_ok(bot, dagi_http_req_header(req, SECRET_HEADER))) {
+        count(tg, bot->agent->id, "unauthorized");
+        dagi_http_respond_error(req, 401, "unauthorized", SECRET_HEADER,
+                                "missing or wrong webhook secret");
+        return;
+    }
+    if (tg->draining) {
+        dagi_http_set_header(req, "Retry-After", "1");
+        dagi_http_respond_error(req, 503, "unavailable", NULL, "this node is stopping");
+        return;
+    }
+    size_t len;
+    const char *body = dagi_http_req_body(req, &len);
+    json_error_t jerr;
+    json_t *update = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *uid = json_object_get(update, "update_id");
+    if (!json_is_object(update) || !json_is_integer(uid)) {
+        json_decref(update);
+        count(tg, bot->agent->id, "malformed");
+        dagi_http_respond_error(req, 400, "invalid", "update_id",
+                                "the body must be a Telegram Update with an update_id");
+        return;
+    }
+    struct dagi_js *js = dagi_node_js(tg->node);
+    if (!js) {
+        json_decref(update);
+        dagi_http_set_header(req, "Retry-After", "5");
+        dagi_http_respond_error(req, 503, "unavailable", NULL,
+                                "updates need JetStream (bus.url) and it is not configured");
+        return;
+    }
+    long long update_id = (long long)json_integer_value(uid);
+    json_decref(update);
+    /* The work item: "<agent_id>\n<the update as Telegram sent it>", sealed
+     * and bound to its subject. */
+    size_t id_len = strlen(bot->agent->id);
+    struct dagi_buf plain, sealed;
+    dagi_buf_init(&plain, id_len + 1 + len);
+    dagi_buf_append(&plain, bot->agent->id, id_len);
+    dagi_buf_append(&plain, "\n", 1);
+    dagi_buf_append(&plain, body, len);
+    dagi_buf_init(&sealed, plain.len + DAGI_SEAL_OVERHEAD + 64);
+    int rc = dagi_seal(dagi_node_seal(tg->node), plain.data, plain.len, TG_WORK_SUBJECT,
+                       strlen(TG_WORK_SUBJECT), &sealed);
+    sodium_memzero(plain.data, plain.len);
+    dagi_buf_release(&plain);
+    struct pending *p = NULL;
+    if (!rc) {
+        p = dagi_xcalloc(1, sizeof(*p));
+        p->req = req;
+        p->tg = tg;
+        snprintf(p->agent_id, sizeof(p->agent_id), "%s", bot->agent->id);
+        char msg_id[128];
+        snprintf(msg_id, sizeof(msg_id), "tg.%s.%lld", bot->agent->id, update_id);
+        rc = dagi_js_publish(js, TG_WORK_SUBJECT, sealed.data, sealed.len, msg_id, NULL, 0,
+                             on_stored, p);
+    }
+    dagi_buf_release(&sealed);
+    if (rc) {
+        free(p);
+        count(tg, bot->agent->id, "store_failed");
+        dagi_http_set_header(req, "Retry-After", "1");
+        dagi_http_respond_error(req, 503, "unavailable", NULL,
+                                "the update could not be stored; retry");
+        return;
+    }
+    dagi_http_req_on_close(req, on_client_gone, p);
+}
+
+static void on_agent_webhook(struct dagi_http_req *req, void *ud)
+{
+    handle(req, ud, dagi_http_req_param(req, "agent_id"));
+}
+
+/* The original's POST /telegram/webhook: one configured agent's bot. */
+static void on_default_webhook(struct dagi_http_req *req, void *ud)
+{
+    struct tg_state *tg = ud;
+    handle(req, tg, dagi_node_cfg(tg->node)->telegram.default_agent);
+}
+
+int tg_webhook_register(struct tg_state *tg, struct dagi_error *err)
+{
+    const struct dagi_config *c = dagi_node_cfg(tg->node);
+    size_t cap = (size_t)c->telegram.max_update;
+    /* Public to the key gate: Telegram cannot send one.  The secret header
+     * is the credential, checked in constant time before anything else. */
+    const struct dagi_http_route routes[] = {
+        {"POST", "/telegram/{agent_id}/webhook", on_agent_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
+        {"POST", "/{agent_id}/telegram/webhook", on_agent_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
+        {"POST", "/telegram/webhook", on_default_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
+    };
+    struct dagi_http_server *srv = dagi_node_http(tg->node);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc = dagi_http_server_add_route(srv, &routes[i]);
+        if (rc)
+            return dagi_error_set(err, rc, "telegram: cannot add route %s %s", routes[i].method,
+                                  routes[i].pattern);
+    }
+    return DAGI_OK;
+}
