@@ -12,6 +12,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -82,6 +83,10 @@ static void conn_free(struct conn *c)
         call_on_close(c->req);
         c->depth--;
     }
+    if (c->req) {
+        json_decref(c->req->json);
+        c->req->json = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -145,6 +150,7 @@ static void finish_request(struct conn *c)
     bool has_body = req->framing.kind != DAGI_HTTP_BODY_NONE;
     /* A body we did not read would be parsed as the next request: close. */
     bool keep = req->keep_alive && (!has_body || req->body_done) && !srv->draining;
+    json_decref(req->json);
     c->req = NULL;
     c->requests++;
     if (c->body.alloc > 64 * 1024)
@@ -187,7 +193,8 @@ void http_conn_fail(struct conn *c, int status, bool close, const char *code,
     struct dagi_http_req *req = c->req;
     if (!req || req->done)
         return;
-    if (req->handler_called)
+    /* A gate still deciding is told too: the request is about to go. */
+    if (req->handler_called || c->state == CS_GATE)
         call_on_close(req);
     if (close)
         req->keep_alive = false;
@@ -280,10 +287,17 @@ static void pick_trace_id(struct dagi_http_req *req, const struct dagi_http_requ
     http_server_trace_id(req->conn->srv, req->trace_id);
 }
 
+static void after_gate(struct conn *c);
+
 static void run_handler(struct conn *c)
 {
     struct dagi_http_req *req = c->req;
+    struct dagi_http_server *srv = c->srv;
     c->state = CS_HANDLER;
+    if (srv->body_gate && !(req->entry->route.flags & DAGI_ROUTE_STREAM_BODY)) {
+        if (srv->body_gate(req, &req->entry->route, srv->body_gate_ud) || req->done || c->dead)
+            return;
+    }
     req->handler_called = true;
     req->entry->route.handler(req, req->entry->route.ud);
 }
@@ -383,10 +397,21 @@ static void start_request(struct conn *c, const struct dagi_http_request_head *h
         return;
     }
     if (srv->gate) {
-        srv->gate(req, &req->entry->route, srv->gate_ud);
+        int grc = srv->gate(req, &req->entry->route, srv->gate_ud);
         if (req->done || c->dead)
             return;
+        if (grc == DAGI_HTTP_GATE_PENDING) {
+            c->state = CS_GATE;
+            return;
+        }
     }
+    after_gate(c);
+}
+
+/* The gate let the request through: on to its body and handler. */
+static void after_gate(struct conn *c)
+{
+    struct dagi_http_req *req = c->req;
     if (req->entry->route.flags & DAGI_ROUTE_STREAM_BODY || req->body_done) {
         run_handler(c);
         return;
@@ -525,6 +550,22 @@ static void read_head(struct conn *c)
         run_handler(c);
 }
 
+void dagi_http_req_gate_resume(struct dagi_http_req *req)
+{
+    struct conn *c = req->conn;
+    if (c->req != req || c->state != CS_GATE)
+        return;
+    http_conn_enter(c);
+    c->state = CS_HEAD; /* the state after_gate starts from, as in start_request */
+    if (!req->done && !c->dead) {
+        after_gate(c);
+        if (c->req == req && !req->done && !c->dead && c->state == CS_BODY &&
+            pump_body(c, false))
+            run_handler(c);
+    }
+    http_conn_leave(c);
+}
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -563,6 +604,8 @@ static void conn_process(struct conn *c)
     case CS_HEAD:
         read_head(c);
         break;
+    case CS_GATE:
+        break; /* the bytes wait in the socket buffer */
     case CS_BODY:
         if (pump_body(c, false))
             run_handler(c);

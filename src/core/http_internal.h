@@ -55,6 +55,8 @@ struct dagi_http_server {
     size_t nroutes, route_alloc;
     dagi_http_gate_fn gate;
     void *gate_ud;
+    dagi_http_body_gate_fn body_gate;
+    void *body_gate_ud;
     struct conn *conns; /* every connection, including ones being refused */
     unsigned nconns;    /* counted against max_connections */
     unsigned nall;
@@ -70,6 +72,7 @@ struct dagi_http_server {
 
 enum conn_state {
     CS_HEAD,    /* waiting for (the rest of) a request head */
+    CS_GATE,    /* the gate decides off the loop; nothing is read meanwhile */
     CS_BODY,    /* buffering a body before the handler runs */
     CS_HANDLER, /* the handler has the request (maybe reading a streamed body) */
     CS_CLOSING, /* flushing the last response, then lingering */
@@ -113,6 +116,7 @@ struct dagi_http_req {
     void (*on_drain)(struct dagi_http_req *req, void *ud);
     void *drain_ud;
     void *principal;
+    struct json_t *json; /* the body parsed once (dagi_http_req_json), owned */
     int64_t start_ns;
 };
 

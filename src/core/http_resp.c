@@ -116,6 +116,10 @@ static bool is_json_type(const char *ct)
 
 int dagi_http_req_json(struct dagi_http_req *req, struct json_t **out)
 {
+    if (req->json) {
+        *out = json_incref(req->json); /* the gate parsed it already */
+        return DAGI_OK;
+    }
     const char *ct = dagi_http_req_header(req, "content-type");
     if (ct && !is_json_type(ct)) {
         dagi_http_respond_error(req, 415, "unsupported_media_type", NULL,
@@ -136,6 +140,7 @@ int dagi_http_req_json(struct dagi_http_req *req, struct json_t **out)
         dagi_http_respond_error(req, 400, "invalid_json", NULL, "expected a JSON object");
         return DAGI_EPARSE;
     }
+    req->json = json_incref(doc);
     *out = doc;
     return DAGI_OK;
 }

@@ -194,6 +194,13 @@ void dagi_http_server_each_route(struct dagi_http_server *srv,
         fn(&srv->routes[i]->route, ud);
 }
 
+void dagi_http_server_set_body_gate(struct dagi_http_server *srv, dagi_http_body_gate_fn gate,
+                                    void *ud)
+{
+    srv->body_gate = gate;
+    srv->body_gate_ud = ud;
+}
+
 void dagi_http_server_set_gate(struct dagi_http_server *srv, dagi_http_gate_fn gate, void *ud)
 {
     srv->gate = gate;

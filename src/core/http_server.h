@@ -58,6 +58,11 @@ struct dagi_http_route {
     void *ud;
     unsigned flags;  /* enum dagi_http_route_flags */
     size_t max_body; /* 0 = the server's default cap; a configured prefix limit overrides it */
+    /* For the gate, which the server does not interpret: the route's class
+     * (what rate limits are configured for: "agents", "openai", ...) and
+     * the gate's own per-route rules (its credential, body validation). */
+    const char *class;
+    const void *gate_data;
 };
 
 /* The gate every request passes after routing and before its handler (and
@@ -66,6 +71,18 @@ struct dagi_http_route {
  * is not called. */
 typedef int (*dagi_http_gate_fn)(struct dagi_http_req *req, const struct dagi_http_route *route,
                                  void *ud);
+/* A gate may also answer later (a credential looked up off the loop):
+ * it returns DAGI_HTTP_GATE_PENDING and calls dagi_http_req_gate_resume()
+ * once it has decided - after answering the request itself if it refuses.
+ * Nothing of the body is read meanwhile. */
+#define DAGI_HTTP_GATE_PENDING 1
+void dagi_http_req_gate_resume(struct dagi_http_req *req);
+/* The gate's second look, for what needs the body (a signature over it,
+ * the shape of a JSON body): after a buffered body is complete and before
+ * the handler.  Return 0 to continue, or answer and return nonzero.  Routes
+ * with DAGI_ROUTE_STREAM_BODY have no second look. */
+typedef int (*dagi_http_body_gate_fn)(struct dagi_http_req *req,
+                                      const struct dagi_http_route *route, void *ud);
 
 /* One prefix-scoped body cap (config http.limits). */
 struct dagi_http_limit {
@@ -101,6 +118,8 @@ void dagi_http_server_each_route(struct dagi_http_server *srv,
                                  void (*fn)(const struct dagi_http_route *route, void *ud),
                                  void *ud);
 void dagi_http_server_set_gate(struct dagi_http_server *srv, dagi_http_gate_fn gate, void *ud);
+void dagi_http_server_set_body_gate(struct dagi_http_server *srv, dagi_http_body_gate_fn gate,
+                                    void *ud);
 /* Replaces the timeouts and caps (on reload); open connections keep theirs. */
 int dagi_http_server_update(struct dagi_http_server *srv, const struct dagi_http_server_opts *opts,
                             struct dagi_error *err);

@@ -134,9 +134,9 @@ static void on_dlq_replay(struct dagi_http_req *req, void *ud)
 void dagi_bus_routes_register(struct dagi_node *n)
 {
     const struct dagi_http_route routes[] = {
-        {"GET", "/v1/bus/dlq", on_dlq_list, n, DAGI_ROUTE_ADMIN, 0},
-        {"GET", "/v1/bus/dlq/{seq}", on_dlq_show, n, DAGI_ROUTE_ADMIN, 0},
-        {"POST", "/v1/bus/dlq/{seq}/replay", on_dlq_replay, n, DAGI_ROUTE_ADMIN, 0},
+        {"GET", "/v1/bus/dlq", on_dlq_list, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"GET", "/v1/bus/dlq/{seq}", on_dlq_show, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"POST", "/v1/bus/dlq/{seq}/replay", on_dlq_replay, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))

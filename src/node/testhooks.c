@@ -172,11 +172,11 @@ void dagi_testhooks_register(struct dagi_node *n)
         dagi_clock_set_offset_ms(strtoll(offset, NULL, 10));
     const struct dagi_http_route routes[] = {
         /* Uploads of any size: the route's cap is 1 TiB. */
-        {"POST", "/v1/test/sink", on_sink, n, DAGI_ROUTE_STREAM_BODY, (size_t)1 << 40},
-        {"POST", "/v1/test/echo", on_echo, n, 0, 0},
-        {"GET", "/v1/test/sse", on_sse, n, 0, 0},
-        {"GET", "/v1/test/clock", on_clock, n, 0, 0},
-        {"POST", "/v1/test/clock", on_clock, n, 0, 0},
+        {"POST", "/v1/test/sink", on_sink, n, DAGI_ROUTE_STREAM_BODY, (size_t)1 << 40, "admin", NULL},
+        {"POST", "/v1/test/echo", on_echo, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/sse", on_sse, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/clock", on_clock, n, 0, 0, "admin", NULL},
+        {"POST", "/v1/test/clock", on_clock, n, 0, 0, "admin", NULL},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))

@@ -551,13 +551,13 @@ void dagi_testhooks_bus_register(struct dagi_node *n)
             abort();
     }
     const struct dagi_http_route routes[] = {
-        {"POST", "/v1/test/bus/request", on_bus_request, n, 0, 0},
-        {"GET", "/v1/test/bus/stats", on_bus_stats, n, 0, 0},
-        {"POST", "/v1/test/bus/publish", on_bus_publish, n, 0, 0},
-        {"POST", "/v1/test/work", on_work_put, n, 0, 0},
-        {"GET", "/v1/test/work/attempts", on_work_attempts, n, 0, 0},
-        {"POST", "/v1/test/kv/{key}", on_kv_put, n, 0, 0},
-        {"GET", "/v1/test/kv", on_kv_get, n, 0, 0},
+        {"POST", "/v1/test/bus/request", on_bus_request, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/bus/stats", on_bus_stats, n, 0, 0, "admin", NULL},
+        {"POST", "/v1/test/bus/publish", on_bus_publish, n, 0, 0, "admin", NULL},
+        {"POST", "/v1/test/work", on_work_put, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/work/attempts", on_work_attempts, n, 0, 0, "admin", NULL},
+        {"POST", "/v1/test/kv/{key}", on_kv_put, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/kv", on_kv_get, n, 0, 0, "admin", NULL},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))

@@ -208,8 +208,8 @@ void dagi_testhooks_store_register(struct dagi_node *n)
 {
     hook_node = n;
     const struct dagi_http_route routes[] = {
-        {"POST", "/v1/test/outbox", on_outbox_write, n, 0, 0},
-        {"GET", "/v1/test/outbox/status", on_outbox_status, n, 0, 0},
+        {"POST", "/v1/test/outbox", on_outbox_write, n, 0, 0, "admin", NULL},
+        {"GET", "/v1/test/outbox/status", on_outbox_status, n, 0, 0, "admin", NULL},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))

@@ -228,10 +228,10 @@ static void on_unload(struct dagi_http_req *req, void *ud)
 void dagi_swapper_routes_register(struct dagi_swapper_state *sw)
 {
     const struct dagi_http_route routes[] = {
-        {"GET", "/v1/swapper/models", on_models, sw, DAGI_ROUTE_ADMIN, 0},
-        {"POST", "/v1/swapper/models/{id}/load", on_load, sw, DAGI_ROUTE_ADMIN, 0},
-        {"POST", "/v1/swapper/models/{id}/unload", on_unload, sw, DAGI_ROUTE_ADMIN, 0},
-        {"GET", "/v1/swapper/status", on_status, sw, DAGI_ROUTE_ADMIN, 0},
+        {"GET", "/v1/swapper/models", on_models, sw, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"POST", "/v1/swapper/models/{id}/load", on_load, sw, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"POST", "/v1/swapper/models/{id}/unload", on_unload, sw, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"GET", "/v1/swapper/status", on_status, sw, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
     };
     struct dagi_http_server *srv = dagi_node_http(sw->node);
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)

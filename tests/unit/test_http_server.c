@@ -226,10 +226,39 @@ static void h_ticker(struct dagi_http_req *req, void *ud)
     on_tick(-1, 0, t);
 }
 
+/* A gate that decides later, as when a key is looked up off the loop:
+ * /later lets the request through after 20 ms, /later-refused answers 401
+ * then. */
+static void on_gate_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct dagi_http_req *req = arg;
+    if (strcmp(dagi_http_req_path(req), "/later-refused") == 0)
+        dagi_http_respond_error(req, 401, "unauthorized", NULL, "decided later: no");
+    dagi_http_req_gate_resume(req);
+}
+
 static int gate(struct dagi_http_req *req, const struct dagi_http_route *route, void *ud)
 {
     if (strcmp(route->pattern, "/private") == 0) {
         dagi_http_respond_error(req, 401, "unauthorized", NULL, "no key");
+        return -1;
+    }
+    if (strncmp(route->pattern, "/later", 6) == 0) {
+        struct timeval tv = {0, 20000};
+        event_base_once(base, -1, EV_TIMEOUT, on_gate_timer, req, &tv);
+        return DAGI_HTTP_GATE_PENDING;
+    }
+    return 0;
+}
+
+/* The second look, with the body: "/checked" refuses a body saying "bad". */
+static int body_gate(struct dagi_http_req *req, const struct dagi_http_route *route, void *ud)
+{
+    size_t len;
+    const char *body = dagi_http_req_body(req, &len);
+    if (strcmp(route->pattern, "/checked") == 0 && len == 3 && memcmp(body, "bad", 3) == 0) {
+        dagi_http_respond_error(req, 400, "invalid_field", "body", "bad body");
         return -1;
     }
     return 0;
@@ -246,25 +275,29 @@ static void start(struct dagi_http_server_opts *o)
         o->max_body = 1 << 20;
     assert_int_equal(dagi_http_server_new(base, o, &srv, &err), 0);
     const struct dagi_http_route routes[] = {
-        {"GET", "/items/{id}", h_text, "param", 0, 0},
-        {"GET", "/items/special", h_text, "literal", 0, 0},
-        {"GET", "/files/{rest*}", h_text, "rest", 0, 0},
-        {"DELETE", "/items/{id}", h_text, "delete", 0, 0},
-        {"GET", "/healthz", h_text, "ok", DAGI_ROUTE_PUBLIC, 0},
-        {"GET", "/private", h_text, "secret", 0, 0},
-        {"POST", "/json", h_json, NULL, 0, 0},
-        {"POST", "/echo", h_echo, NULL, 0, 100},
-        {"POST", "/upload", h_upload, NULL, DAGI_ROUTE_STREAM_BODY, 10 << 20},
-        {"GET", "/flood", h_flood, NULL, 0, 0},
-        {"GET", "/hold", h_hold, NULL, 0, 0},
-        {"GET", "/ticker", h_ticker, NULL, 0, 0},
+        {"GET", "/items/{id}", h_text, "param", 0, 0, NULL, NULL},
+        {"GET", "/items/special", h_text, "literal", 0, 0, NULL, NULL},
+        {"GET", "/files/{rest*}", h_text, "rest", 0, 0, NULL, NULL},
+        {"DELETE", "/items/{id}", h_text, "delete", 0, 0, NULL, NULL},
+        {"GET", "/healthz", h_text, "ok", DAGI_ROUTE_PUBLIC, 0, NULL, NULL},
+        {"GET", "/private", h_text, "secret", 0, 0, NULL, NULL},
+        {"POST", "/json", h_json, NULL, 0, 0, NULL, NULL},
+        {"POST", "/echo", h_echo, NULL, 0, 100, NULL, NULL},
+        {"POST", "/upload", h_upload, NULL, DAGI_ROUTE_STREAM_BODY, 10 << 20, NULL, NULL},
+        {"GET", "/flood", h_flood, NULL, 0, 0, NULL, NULL},
+        {"GET", "/hold", h_hold, NULL, 0, 0, NULL, NULL},
+        {"GET", "/ticker", h_ticker, NULL, 0, 0, NULL, NULL},
+        {"POST", "/later", h_echo, NULL, 0, 100, NULL, NULL},
+        {"POST", "/later-refused", h_echo, NULL, 0, 100, NULL, NULL},
+        {"POST", "/checked", h_echo, NULL, 0, 100, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         assert_int_equal(dagi_http_server_add_route(srv, &routes[i]), 0);
     assert_int_equal(dagi_http_server_add_route(srv, &routes[0]), DAGI_EEXIST);
-    struct dagi_http_route bad = {"GET", "/x/{a*}/y", h_text, NULL, 0, 0};
+    struct dagi_http_route bad = {"GET", "/x/{a*}/y", h_text, NULL, 0, 0, NULL, NULL};
     assert_int_equal(dagi_http_server_add_route(srv, &bad), DAGI_EINVAL);
     dagi_http_server_set_gate(srv, gate, NULL);
+    dagi_http_server_set_body_gate(srv, body_gate, NULL);
     int rc = dagi_http_server_listen(srv, &err);
     if (rc)
         fail_msg("%s", err.message);
@@ -418,6 +451,22 @@ static void test_routing(void **state)
     assert_non_null(strstr(buf, "HTTP/1.1 200"));
     roundtrip("GET /private HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf));
     assert_non_null(strstr(buf, "HTTP/1.1 401"));
+    /* A gate that decides later: the body waits, then reaches the handler. */
+    roundtrip("POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", buf,
+              sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(strstr(buf, "\r\n\r\nhello"));
+    roundtrip("POST /later-refused HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+              buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 401"));
+    assert_non_null(strstr(buf, "decided later"));
+    /* The body gate sees the whole body before the handler does. */
+    roundtrip("POST /checked HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nbad", buf,
+              sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
+    roundtrip("POST /checked HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\ngood", buf,
+              sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
     roundtrip("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: abc$%def-1\r\n\r\n", buf, sizeof(buf));
     assert_non_null(strstr(buf, "X-Trace-Id: abcdef-1\r\n"));
     roundtrip("GET /healthz HTTP/1.1\r\nHost: t\r\ntraceparent: "
