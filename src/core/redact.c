@@ -72,6 +72,14 @@ static size_t match_secret(const char *s, size_t len, size_t i, size_t *secret_l
             if (len - i > n && strncmp(s + i, kinds[k], n) == 0)
                 keep = n;
         }
+        /* User API keys, dagi_<12 x [a-z2-7]>_<secret>: the id may show. */
+        size_t id = 0;
+        while (!keep && id < 12 && i + 5 + id < len &&
+               ((s[i + 5 + id] >= 'a' && s[i + 5 + id] <= 'z') ||
+                (s[i + 5 + id] >= '2' && s[i + 5 + id] <= '7')))
+            id++;
+        if (!keep && id == 12 && i + 17 < len && s[i + 17] == '_')
+            keep = 18;
     } else if (len - i > 3 && strncmp(s + i, "sk-", 3) == 0 && word_start(s, i)) {
         keep = 3;
     } else if (len - i > 4 && strncmp(s + i, "bot", 3) == 0 && isdigit((unsigned char)s[i + 3])) {

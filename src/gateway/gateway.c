@@ -327,11 +327,56 @@ static bool chat(struct dagi_http_req *req, json_t *in, json_t *out)
                                 "chat.type must be private, group, supergroup or channel");
         return false;
     }
+    json_t *addressed = json_object_get(v, "addressed");
+    if (addressed && !json_is_null(addressed) && !json_is_boolean(addressed)) {
+        json_decref(id);
+        dagi_http_respond_error(req, 400, "invalid_field", "chat.addressed",
+                                "chat.addressed must be true or false");
+        return false;
+    }
     json_t *c = json_object();
     if (id)
         json_object_set_new(c, "id", id);
     json_object_set_new(c, "type", json_string(type ? type : "private"));
+    if (json_is_true(addressed))
+        json_object_set_new(c, "addressed", json_true());
     json_object_set_new(out, "chat", c);
+    /* Who wrote it, for the behaviour policy's loop guard. */
+    json_t *sender = json_object_get(in, "sender");
+    if (sender && !json_is_null(sender)) {
+        json_t *bot = json_object_get(sender, "is_bot"), *agent = json_object_get(sender, "is_agent");
+        if (!json_is_object(sender) || (bot && !json_is_boolean(bot)) ||
+            (agent && !json_is_boolean(agent))) {
+            dagi_http_respond_error(req, 400, "invalid_field", "sender",
+                                    "sender must be {is_bot?: bool, is_agent?: bool}");
+            return false;
+        }
+        json_object_set_new(out, "sender", json_pack("{s:b,s:b}", "is_bot", json_is_true(bot),
+                                                     "is_agent", json_is_true(agent)));
+    }
+    return true;
+}
+
+/* The user a request speaks for: a user key or JWT speaks for its own user
+ * only (a different user_id is refused); the admin key for anyone it names. */
+bool gw_user_id(struct dagi_http_req *req, json_t *in, json_t *out)
+{
+    json_t *uid;
+    if (!opt_id(req, in, "user_id", "user_id", &uid))
+        return false;
+    const struct dagi_caller *c = dagi_gate_caller(req);
+    if (c && !c->is_admin && c->user_id[0]) {
+        if (uid && strcmp(json_string_value(uid), c->user_id) != 0) {
+            json_decref(uid);
+            dagi_http_respond_error(req, 403, "forbidden", "user_id",
+                                    "a user key speaks for its own user only");
+            return false;
+        }
+        json_decref(uid);
+        uid = json_string(c->user_id);
+    }
+    if (uid)
+        json_object_set_new(out, "user_id", uid);
     return true;
 }
 
@@ -412,7 +457,38 @@ static void infer_done(struct gw_call *c, int err, json_t *result, const char *m
     dagi_http_respond_json(c->req, 200, out);
 }
 
-static const struct gw_call_ops infer_ops = {"infer", GW_INFER_SUBJECT, infer_chunk, infer_done};
+const struct gw_call_ops gw_infer_ops = {"infer", GW_INFER_SUBJECT, infer_chunk, infer_done};
+#define infer_ops gw_infer_ops
+
+/* The gate checks the shape first: unknown fields are refused here (this
+ * is dagi's own API, so a typo should not pass silently). */
+static const struct dagi_body_field infer_fields[] = {
+    {"message", DAGI_BODY_STRING, false, 64 * 1024},
+    {"prompt", DAGI_BODY_STRING, false, 64 * 1024},
+    {"user_id", DAGI_BODY_ANY, false, 256},
+    {"chat", DAGI_BODY_OBJECT, false, 8},
+    {"sender", DAGI_BODY_OBJECT, false, 4},
+    {"images", DAGI_BODY_ARRAY, false, 8},
+    {"history", DAGI_BODY_ARRAY, false, 1000},
+    {"mode", DAGI_BODY_STRING, false, 32},
+    {"stream", DAGI_BODY_BOOL, false, 0},
+    {"max_tokens", DAGI_BODY_INT, false, 0},
+    {"temperature", DAGI_BODY_NUMBER, false, 0},
+    {"system_prompt", DAGI_BODY_STRING, false, 32 * 1024},
+};
+static const struct dagi_body_rules infer_body = {infer_fields, DAGI_ARRAY_LEN(infer_fields),
+                                                  true};
+static const struct dagi_gate_rules infer_rules = {.body = &infer_body};
+/* The original's /route: its clients send more than it reads, so unknown
+ * fields are ignored, as the original did. */
+static const struct dagi_body_field route_fields[] = {
+    {"agent", DAGI_BODY_STRING, false, 64},   {"message", DAGI_BODY_STRING, false, 64 * 1024},
+    {"mode", DAGI_BODY_STRING, false, 32},    {"metadata", DAGI_BODY_OBJECT, false, 64},
+    {"payload", DAGI_BODY_OBJECT, false, 64},
+};
+static const struct dagi_body_rules route_body = {route_fields, DAGI_ARRAY_LEN(route_fields),
+                                                  false};
+static const struct dagi_gate_rules route_rules = {.body = &route_body};
 
 static void on_infer(struct dagi_http_req *req, void *ud)
 {
@@ -439,11 +515,8 @@ static void on_infer(struct dagi_http_req *req, void *ud)
     json_object_set_new(out, "agent_id", json_string(dagi_http_req_param(req, "id")));
     json_object_set_new(out, "message", json_string(message));
     json_object_set_new(out, "channel", json_string("http"));
-    json_t *uid;
-    if (!opt_id(req, in, "user_id", "user_id", &uid))
+    if (!gw_user_id(req, in, out))
         goto out;
-    if (uid)
-        json_object_set_new(out, "user_id", uid);
     if (!opt_string(req, in, "mode", &s))
         goto out;
     if (s)
@@ -595,9 +668,9 @@ static int gateway_init(struct dagi_node *node, void **state, struct dagi_error 
         dagi_metrics_latency_buckets_n);
     struct dagi_http_server *srv = dagi_node_http(node);
     const struct dagi_http_route routes[] = {
-        {"POST", "/v1/agents/{id}/infer", on_infer, gw, 0, GW_MAX_BODY},
-        {"POST", "/route", on_route, gw, 0, GW_MAX_BODY},
-        {"GET", "/health", on_health, gw, DAGI_ROUTE_PUBLIC, 0},
+        {"POST", "/v1/agents/{id}/infer", on_infer, gw, 0, GW_MAX_BODY, "agents", &infer_rules},
+        {"POST", "/route", on_route, gw, 0, GW_MAX_BODY, "agents", &route_rules},
+        {"GET", "/health", on_health, gw, DAGI_ROUTE_PUBLIC, 0, "ops", NULL},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = dagi_http_server_add_route(srv, &routes[i]);
@@ -608,6 +681,8 @@ static int gateway_init(struct dagi_node *node, void **state, struct dagi_error 
         }
     }
     int rc = gw_openai_register(gw, err);
+    if (!rc)
+        rc = gw_hooks_register(gw, err);
     if (rc) {
         free(gw);
         return rc;

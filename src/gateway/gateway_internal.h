@@ -10,6 +10,8 @@
 
 #include "bus/bus.h"
 #include "core/http_server.h"
+#include "core/mem.h"
+#include "node/gate.h"
 #include "node/node.h"
 
 #define GW_INFER_SUBJECT "dagi.router.infer"
@@ -74,5 +76,12 @@ int gw_status_of(int err);
 
 /* Adds the OpenAI-compatible routes. */
 int gw_openai_register(struct gw_state *gw, struct dagi_error *err);
+/* POST /v1/hooks/{agent_id} (gateway_hooks.c). */
+int gw_hooks_register(struct gw_state *gw, struct dagi_error *err);
+/* /v1/agents/{id}/infer's answer (JSON or SSE), for routes that answer the same. */
+extern const struct gw_call_ops gw_infer_ops;
+/* Sets out.user_id: the caller's own user for a user key or JWT (another
+ * one is refused with 403), any the admin names.  false: answered. */
+bool gw_user_id(struct dagi_http_req *req, json_t *in, json_t *out);
 
 #endif

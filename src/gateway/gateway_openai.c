@@ -529,13 +529,39 @@ out:
     json_decref(in);
 }
 
+/* The gate checks the shape first.  OpenAI's clients send many fields dagi
+ * does not use (logprobs, seed, user, ...): unknown fields are ignored, as
+ * OpenAI-compatible servers do; the known ones are typed and capped. */
+static const struct dagi_body_field chat_fields[] = {
+    {"model", DAGI_BODY_STRING, true, 128},
+    {"messages", DAGI_BODY_ARRAY, true, 1000},
+    {"stream", DAGI_BODY_BOOL, false, 0},
+    {"stream_options", DAGI_BODY_OBJECT, false, 8},
+    {"tools", DAGI_BODY_ARRAY, false, 128},
+    {"max_tokens", DAGI_BODY_INT, false, 0},
+    {"max_completion_tokens", DAGI_BODY_INT, false, 0},
+    {"temperature", DAGI_BODY_NUMBER, false, 0},
+    {"user", DAGI_BODY_STRING, false, 256},
+};
+static const struct dagi_body_rules chat_body = {chat_fields, DAGI_ARRAY_LEN(chat_fields), false};
+static const struct dagi_gate_rules chat_rules = {.body = &chat_body};
+static const struct dagi_body_field embed_fields[] = {
+    {"model", DAGI_BODY_STRING, true, 128},
+    {"input", DAGI_BODY_STRING_OR_ARRAY, true, 0},
+    {"dimensions", DAGI_BODY_INT, false, 0},
+    {"encoding_format", DAGI_BODY_STRING, false, 16},
+};
+static const struct dagi_body_rules embed_body = {embed_fields, DAGI_ARRAY_LEN(embed_fields),
+                                                  false};
+static const struct dagi_gate_rules embed_rules = {.body = &embed_body};
+
 int gw_openai_register(struct gw_state *gw, struct dagi_error *err)
 {
     struct dagi_http_server *srv = dagi_node_http(gw->node);
     const struct dagi_http_route routes[] = {
-        {"POST", "/v1/chat/completions", on_chat, gw, 0, GW_MAX_BODY},
-        {"GET", "/v1/models", on_models, gw, 0, 0},
-        {"POST", "/v1/embeddings", on_embeddings, gw, 0, GW_MAX_BODY},
+        {"POST", "/v1/chat/completions", on_chat, gw, 0, GW_MAX_BODY, "openai", &chat_rules},
+        {"GET", "/v1/models", on_models, gw, 0, 0, "openai", NULL},
+        {"POST", "/v1/embeddings", on_embeddings, gw, 0, GW_MAX_BODY, "openai", &embed_rules},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = dagi_http_server_add_route(srv, &routes[i]);

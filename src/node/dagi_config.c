@@ -362,6 +362,105 @@ static const struct dagi_cfg_schema telegram_schema = {
     "telegram", "Telegram bots: webhooks, replies through the Bot API.",
     sizeof(SECTION_OF(telegram)), telegram_fields, DAGI_ARRAY_LEN(telegram_fields), NULL};
 
+/* --- auth --- */
+
+const char *const dagi_jwt_algs[] = {"HS256", "RS256", NULL};
+/* Route classes (what rate limits are set for); every route has one. */
+const char *const dagi_route_classes[] = {"agents", "openai", "hooks", "telegram", "admin",
+                                          "ops", "*", NULL};
+const char *const dagi_rate_limit_per[] = {"key", "user", "ip", "team", NULL};
+
+#define JWT_KEY_OF struct dagi_jwt_key_config
+static void check_jwt_key(void *record, struct dagi_cfg_ctx *ctx)
+{
+    JWT_KEY_OF *k = record;
+    bool hs = k->alg == 0;
+    if (hs && !k->secret_env)
+        dagi_cfg_report(ctx, "secret_env", "HS256 needs the variable holding its secret");
+    if (!hs && !k->public_key_file)
+        dagi_cfg_report(ctx, "public_key_file", "RS256 needs the PEM file of its public key");
+    if (hs && k->public_key_file)
+        dagi_cfg_report(ctx, "public_key_file", "only for RS256");
+    if (!hs && k->secret_env)
+        dagi_cfg_report(ctx, "secret_env", "only for HS256");
+}
+static const struct dagi_cfg_field jwt_key_fields[] = {
+    {"kid", DAGI_CFG_STRING, offsetof(JWT_KEY_OF, kid), NULL, 1, 128, NULL, NULL, 0,
+     "Key id; a token naming it uses this key only. Absent = for tokens without a kid."},
+    {"alg", DAGI_CFG_ENUM, offsetof(JWT_KEY_OF, alg), NULL, 0, 0, dagi_jwt_algs, NULL,
+     DAGI_CFG_REQUIRED, "The one algorithm this key verifies; a token's own alg never chooses."},
+    {"secret_env", DAGI_CFG_STRING, offsetof(JWT_KEY_OF, secret_env), NULL, 1, 128, NULL, NULL,
+     0, "HS256: the variable holding the secret (at least 32 bytes)."},
+    {"public_key_file", DAGI_CFG_STRING, offsetof(JWT_KEY_OF, public_key_file), NULL, 1, 4096,
+     NULL, NULL, 0, "RS256: PEM file of the RSA public key (2048 bits or more)."},
+};
+static const struct dagi_cfg_schema jwt_key_schema = {
+    "keys[]", "A JWT verification key.", sizeof(JWT_KEY_OF), jwt_key_fields,
+    DAGI_ARRAY_LEN(jwt_key_fields), check_jwt_key};
+
+static const struct dagi_cfg_field jwt_fields[] = {
+    {"issuer", DAGI_CFG_STRING, offsetof(SECTION_OF(auth.jwt), issuer), NULL, 1, 1024, NULL,
+     NULL, 0, "Required iss; unset = not checked."},
+    {"audience", DAGI_CFG_STRING, offsetof(SECTION_OF(auth.jwt), audience), NULL, 1, 1024, NULL,
+     NULL, 0, "Required aud (a token's aud may be a list holding it); unset = not checked."},
+    {"leeway", DAGI_CFG_DURATION, offsetof(SECTION_OF(auth.jwt), leeway), "30s", 0,
+     10 * 60 * SECOND, NULL, NULL, 0, "Clock skew allowed for exp, nbf and iat."},
+    {"keys", DAGI_CFG_LIST, offsetof(SECTION_OF(auth.jwt), keys), NULL, 0, 16, NULL,
+     &jwt_key_schema, DAGI_CFG_NO_ENV, "Verification keys; none = JWTs are refused."},
+};
+static const struct dagi_cfg_schema jwt_schema = {
+    "jwt", "JSON Web Tokens as credentials.", sizeof(SECTION_OF(auth.jwt)), jwt_fields,
+    DAGI_ARRAY_LEN(jwt_fields), NULL};
+
+#define HOOK_OF struct dagi_hook_config
+static const struct dagi_cfg_field hook_fields[] = {
+    {"agent", DAGI_CFG_STRING, offsetof(HOOK_OF, agent), NULL, 1, 64, NULL, NULL,
+     DAGI_CFG_REQUIRED, "The agent POST /v1/hooks/{agent} delivers to."},
+    {"secret_env", DAGI_CFG_STRING, offsetof(HOOK_OF, secret_env), NULL, 1, 128, NULL, NULL,
+     DAGI_CFG_REQUIRED, "The variable holding the signing secret (16 bytes or more)."},
+    {"previous_secret_env", DAGI_CFG_STRING, offsetof(HOOK_OF, previous_secret_env), NULL, 1,
+     128, NULL, NULL, 0, "The secret being rotated out, accepted too until removed."},
+};
+static const struct dagi_cfg_schema hook_schema = {
+    "hooks[]", "A signed webhook.", sizeof(HOOK_OF), hook_fields, DAGI_ARRAY_LEN(hook_fields),
+    NULL};
+
+#define RL_OF struct dagi_rate_limit_config
+static const struct dagi_cfg_field rate_limit_fields[] = {
+    {"routes", DAGI_CFG_ENUM, offsetof(RL_OF, routes), NULL, 0, 0, dagi_route_classes, NULL,
+     DAGI_CFG_REQUIRED, "The route class: agents, openai, hooks, telegram, admin, ops, or *."},
+    {"per", DAGI_CFG_ENUM, offsetof(RL_OF, per), NULL, 0, 0, dagi_rate_limit_per, NULL,
+     DAGI_CFG_REQUIRED, "One bucket per API key, user, client IP or team."},
+    {"limit", DAGI_CFG_INT, offsetof(RL_OF, limit), NULL, 1, 1e9, NULL, NULL, DAGI_CFG_REQUIRED,
+     "Requests per window."},
+    {"window", DAGI_CFG_DURATION, offsetof(RL_OF, window), "1m", SECOND, 24 * 3600 * SECOND,
+     NULL, NULL, 0, "The window the limit is per (the bucket refills evenly over it)."},
+    {"burst", DAGI_CFG_INT, offsetof(RL_OF, burst), "0", 0, 1e9, NULL, NULL, 0,
+     "Requests allowed at once; 0 = limit."},
+};
+static const struct dagi_cfg_schema rate_limit_schema = {
+    "rate_limits[]", "A token bucket per caller of a route class.", sizeof(RL_OF),
+    rate_limit_fields, DAGI_ARRAY_LEN(rate_limit_fields), NULL};
+
+static const struct dagi_cfg_field auth_fields[] = {
+    {"key_cache_ttl", DAGI_CFG_DURATION, offsetof(SECTION_OF(auth), key_cache_ttl), "5s", 0,
+     5 * 60 * SECOND, NULL, NULL, DAGI_CFG_RESTART,
+     "How long a looked-up API key is trusted before the store is asked again (how long a "
+     "revoke may take to reach every node)."},
+    {"jwt", DAGI_CFG_SECTION, offsetof(SECTION_OF(auth), jwt), NULL, 0, 0, NULL, &jwt_schema, 0,
+     "JWT credentials."},
+    {"hook_tolerance", DAGI_CFG_DURATION, offsetof(SECTION_OF(auth), hook_tolerance), "300s",
+     SECOND, 3600 * SECOND, NULL, NULL, 0,
+     "A signed webhook's timestamp may be this far from now."},
+    {"hooks", DAGI_CFG_LIST, offsetof(SECTION_OF(auth), hooks), NULL, 0, 1000, NULL,
+     &hook_schema, DAGI_CFG_NO_ENV, "Signed webhooks, one per agent."},
+    {"rate_limits", DAGI_CFG_LIST, offsetof(SECTION_OF(auth), rate_limits), NULL, 0, 100, NULL,
+     &rate_limit_schema, DAGI_CFG_NO_ENV, "Token buckets; none = no limits."},
+};
+static const struct dagi_cfg_schema auth_schema = {
+    "auth", "Who may call: API keys, JWTs, signed webhooks, rate limits.",
+    sizeof(SECTION_OF(auth)), auth_fields, DAGI_ARRAY_LEN(auth_fields), NULL};
+
 static const struct dagi_cfg_field top_fields[] = {
     {"node", DAGI_CFG_SECTION, offsetof(struct dagi_config, node), NULL, 0, 0, NULL, &node_schema,
      0, "This node."},
@@ -385,6 +484,8 @@ static const struct dagi_cfg_field top_fields[] = {
      &router_schema, 0, "The router."},
     {"telegram", DAGI_CFG_SECTION, offsetof(struct dagi_config, telegram), NULL, 0, 0, NULL,
      &telegram_schema, 0, "Telegram bots."},
+    {"auth", DAGI_CFG_SECTION, offsetof(struct dagi_config, auth), NULL, 0, 0, NULL, &auth_schema,
+     0, "Who may call."},
 };
 
 const struct dagi_cfg_schema dagi_config_schema = {

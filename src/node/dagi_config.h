@@ -37,6 +37,34 @@ struct dagi_model_config {
 
 extern const char *const dagi_model_providers[];
 
+/* auth.jwt.keys[]: one verification key; the algorithm is pinned here. */
+struct dagi_jwt_key_config {
+    char *kid;             /* NULL = used for tokens without a kid */
+    int alg;               /* enum: HS256, RS256 */
+    char *secret_env;      /* HS256: the variable holding the secret */
+    char *public_key_file; /* RS256: PEM file of the RSA public key */
+};
+
+/* auth.hooks[]: the secrets of one agent's signed webhook. */
+struct dagi_hook_config {
+    char *agent;
+    char *secret_env;          /* the current secret */
+    char *previous_secret_env; /* also accepted while a rotation is under way */
+};
+
+/* auth.rate_limits[]: one token bucket per caller of a route class. */
+struct dagi_rate_limit_config {
+    int routes; /* enum: dagi_route_classes */
+    int per;    /* enum: key, user, ip, team */
+    int64_t limit;
+    int64_t window; /* ms */
+    int64_t burst;  /* 0 = limit */
+};
+
+extern const char *const dagi_route_classes[];
+extern const char *const dagi_rate_limit_per[];
+extern const char *const dagi_jwt_algs[];
+
 struct dagi_config {
     struct {
         char *name;
@@ -130,6 +158,18 @@ struct dagi_config {
         int64_t max_photo;     /* bytes of a photo fetched for the vision model */
         int64_t processed_retention; /* ms an update id is remembered as answered */
     } telegram;
+    struct {
+        int64_t key_cache_ttl; /* ms a looked-up API key is trusted before the store is asked */
+        struct {
+            char *issuer;   /* NULL = not checked */
+            char *audience; /* NULL = not checked */
+            int64_t leeway; /* ms */
+            struct dagi_cfg_list keys; /* struct dagi_jwt_key_config */
+        } jwt;
+        int64_t hook_tolerance;        /* ms either side of a signature's timestamp */
+        struct dagi_cfg_list hooks;    /* struct dagi_hook_config */
+        struct dagi_cfg_list rate_limits; /* struct dagi_rate_limit_config */
+    } auth;
 };
 
 extern const struct dagi_cfg_schema dagi_config_schema;

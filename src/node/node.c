@@ -53,6 +53,7 @@ struct dagi_node {
     struct dagi_admin_key admin_key;
     struct dagi_node_bus bus;
     struct dagi_node_store store;
+    struct dagi_gate *gate;
 
     pthread_mutex_t config_lock; /* guards the pointer swap for other threads */
     struct dagi_config_snapshot *config;
@@ -120,6 +121,16 @@ struct dagi_js *dagi_node_js(struct dagi_node *n)
 {
     return n->bus.js;
 }
+struct dagi_gate *dagi_node_gate(struct dagi_node *n)
+{
+    return n->gate;
+}
+
+struct dagi_keystore *dagi_node_keystore(struct dagi_node *n)
+{
+    return n->store.keys;
+}
+
 struct dagi_db *dagi_node_db(struct dagi_node *n)
 {
     return n->store.db;
@@ -285,6 +296,10 @@ int dagi_node_reload_now(struct dagi_node *n, struct dagi_buf *errors_out)
     pthread_mutex_lock(&n->config_lock);
     n->config = fresh;
     pthread_mutex_unlock(&n->config_lock);
+    struct dagi_error gerr = {0};
+    if (n->gate && dagi_gate_reload(n->gate, fresh->cfg, &gerr))
+        dagi_log_error(NULL, "the gate refused the new configuration; keeping its old keys",
+                       "error", gerr.message);
     for (size_t i = 0; i < n->roles_started; i++) {
         const struct dagi_role *r = n->opts->roles[i];
         struct dagi_error err = {0};
@@ -485,7 +500,11 @@ static int start(struct dagi_node *n, struct dagi_error *err)
     free(limits);
     if (rc)
         return rc;
-    dagi_http_server_set_gate(n->http, dagi_gate_check, n);
+    rc = dagi_gate_new(n, c, &n->gate, err);
+    if (rc)
+        return rc;
+    dagi_http_server_set_gate(n->http, dagi_gate_check, n->gate);
+    dagi_http_server_set_body_gate(n->http, dagi_gate_check_body, n->gate);
     dagi_node_routes_register(n);
 
     size_t count = n->opts->role_count;
@@ -534,6 +553,7 @@ static void teardown(struct dagi_node *n)
     free(n->role_state);
     if (n->http)
         dagi_http_server_free(n->http);
+    dagi_gate_free(n->gate);
     if (n->client)
         dagi_http_client_free(n->client);
     dagi_testhooks_bus_free();

@@ -78,6 +78,10 @@ struct dagi_js *dagi_node_js(struct dagi_node *node);
 const struct dagi_seal_keyring *dagi_node_seal(struct dagi_node *node);
 /* The relational store, migrated to the code's schema (store.url). */
 struct dagi_db *dagi_node_db(struct dagi_node *node);
+/* User API keys (access/keystore.h); the gate resolves keys through it. */
+struct dagi_keystore *dagi_node_keystore(struct dagi_node *node);
+/* The gate (gate.h): signed webhooks ask it for their secrets. */
+struct dagi_gate *dagi_node_gate(struct dagi_node *node);
 /* Runs fn on the loop once the JetStream streams exist (at once if they
  * already do; never without JetStream).  Consumers start from here. */
 void dagi_node_on_streams_ready(struct dagi_node *node, void (*fn)(void *ud), void *ud);

@@ -1,11 +1,13 @@
 #include "node_routes.h"
 
 #include "bus_routes.h"
+#include "keys_routes.h"
 #include "dagi_build.h"
 #include "core/clock.h"
 #include "core/http_server.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "gate.h"
 #include "node.h"
 #include "core/pool.h"
 #include "core/proc.h"
@@ -88,18 +90,42 @@ static void on_admin_reload(struct dagi_http_req *req, void *ud)
     dagi_buf_release(&errors);
 }
 
+/* GET /v1/admin/routes: the route table as the gate sees it, so an
+ * operator (and the route-walk test) can check that nothing skips it. */
+static void add_route_entry(const struct dagi_http_route *r, void *ud)
+{
+    const struct dagi_gate_rules *rules = r->gate_data;
+    const char *auth = r->flags & DAGI_ROUTE_PUBLIC    ? "public"
+                       : rules && rules->verify       ? "route"
+                       : r->flags & DAGI_ROUTE_ADMIN   ? "admin"
+                                                       : "key";
+    json_array_append_new(ud, json_pack("{s:s,s:s,s:s?,s:s,s:b}", "method", r->method,
+                                        "pattern", r->pattern, "class", r->class, "auth", auth,
+                                        "validated", rules && rules->body));
+}
+
+static void on_admin_routes(struct dagi_http_req *req, void *ud)
+{
+    struct dagi_node *n = ud;
+    json_t *list = json_array();
+    dagi_http_server_each_route(dagi_node_http(n), add_route_entry, list);
+    dagi_http_respond_json(req, 200, json_pack("{s:o}", "routes", list));
+}
+
 void dagi_node_routes_register(struct dagi_node *n)
 {
     const struct dagi_http_route routes[] = {
-        {"GET", "/healthz", on_healthz, n, DAGI_ROUTE_PUBLIC, 0},
-        {"GET", "/readyz", on_readyz, n, DAGI_ROUTE_PUBLIC, 0},
-        {"GET", "/metrics", on_metrics, n, DAGI_ROUTE_PUBLIC, 0},
-        {"GET", "/v1/admin/status", on_admin_status, n, DAGI_ROUTE_ADMIN, 0},
-        {"POST", "/v1/admin/reload", on_admin_reload, n, DAGI_ROUTE_ADMIN, 0},
+        {"GET", "/healthz", on_healthz, n, DAGI_ROUTE_PUBLIC, 0, "ops", NULL},
+        {"GET", "/readyz", on_readyz, n, DAGI_ROUTE_PUBLIC, 0, "ops", NULL},
+        {"GET", "/metrics", on_metrics, n, DAGI_ROUTE_PUBLIC, 0, "ops", NULL},
+        {"GET", "/v1/admin/status", on_admin_status, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"POST", "/v1/admin/reload", on_admin_reload, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
+        {"GET", "/v1/admin/routes", on_admin_routes, n, DAGI_ROUTE_ADMIN, 0, "admin", NULL},
     };
     for (size_t i = 0; i < DAGI_ARRAY_LEN(routes); i++)
         if (dagi_http_server_add_route(dagi_node_http(n), &routes[i]))
             abort(); /* a duplicate core route is a programming error */
     dagi_bus_routes_register(n);
+    dagi_keys_routes_register(n);
     dagi_testhooks_register(n);
 }

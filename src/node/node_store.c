@@ -1,5 +1,8 @@
 #include "node_store.h"
 
+#include "access/apikey.h"
+#include "access/keystore.h"
+
 #include "core/log.h"
 #include "core/mem.h"
 #include "node.h"
@@ -64,6 +67,18 @@ int dagi_node_store_start(struct dagi_node *node, struct dagi_node_store *ns,
     snprintf(version, sizeof(version), "%lld", (long long)st.current);
     dagi_log_info(NULL, "store ready", "backend", dagi_db_backend(ns->db)->name,
                   "schema_version", version);
+    /* User API keys: stored as keyed hashes; the key is <data_dir>/keys.secret. */
+    struct dagi_apikey_secret secret;
+    bool created = false;
+    rc = dagi_apikey_secret_load_or_create(c->node.data_dir, &secret, &created, err);
+    if (rc)
+        return rc;
+    rc = dagi_keystore_new(ns->db, &secret,
+                           &(struct dagi_keystore_opts){.cache_ttl_ms = c->auth.key_cache_ttl},
+                           &ns->keys, err);
+    dagi_apikey_secret_wipe(&secret);
+    if (rc)
+        return rc;
     if (c->store.outbox.relay && dagi_node_js(node)) {
         void **ud = dagi_xcalloc(2, sizeof(void *));
         ud[0] = node;
@@ -82,6 +97,8 @@ void dagi_node_store_drain(struct dagi_node_store *ns)
 
 void dagi_node_store_close(struct dagi_node_store *ns)
 {
+    dagi_keystore_free(ns->keys);
+    ns->keys = NULL;
     if (ns->db)
         dagi_db_close(ns->db);
     free(ns->url);

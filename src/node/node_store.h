@@ -9,10 +9,13 @@ struct dagi_node;
 struct dagi_db;
 struct dagi_outbox_relay;
 
+struct dagi_keystore;
+
 struct dagi_node_store {
     char *url;
     struct dagi_db *db;
     struct dagi_outbox_relay *relay;
+    struct dagi_keystore *keys; /* user API keys (access/keystore.h) */
 };
 
 /* The URL store.url names, or sqlite:<data_dir>/dagi.db; caller frees. */

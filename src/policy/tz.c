@@ -431,8 +431,8 @@ static int read_footer(const uint8_t *p, size_t len, struct dagi_tz *tz, struct 
 
 int dagi_tzif_parse(const uint8_t *data, size_t len, struct dagi_tz **out, struct dagi_error *err)
 {
-    struct tzif_counts c;
-    int version, rc;
+    struct tzif_counts c = {0};
+    int version = 0, rc;
     if ((rc = read_header(data, len, &version, &c, err)))
         return rc;
     uint64_t size = block_size(&c, 4);
@@ -443,14 +443,14 @@ int dagi_tzif_parse(const uint8_t *data, size_t len, struct dagi_tz **out, struc
 
     /* Version 2+: readers skip the 32-bit block and use the 64-bit one. */
     size_t pos = HEADER_LEN + (size_t)size;
-    int version2;
+    int version2 = 0;
     if ((rc = read_header(data + pos, len - pos, &version2, &c, err)))
         return rc;
     pos += HEADER_LEN;
     size = block_size(&c, 8);
     if (version2 != 2 || size > len - pos)
         return dagi_error_set(err, DAGI_EPARSE, "TZif 64-bit data cut short or mislabelled");
-    struct dagi_tz *tz;
+    struct dagi_tz *tz = NULL;
     if ((rc = read_block(data + pos, &c, 8, &tz, err)))
         return rc;
     pos += (size_t)size;
@@ -641,7 +641,7 @@ int dagi_tz_offset(const char *name, int64_t unix_s, int32_t *offset_s, struct d
 
     /* The file is read without the lock; two threads may both load a new
      * zone, and the second one keeps the first one's copy. */
-    struct dagi_tz *tz;
+    struct dagi_tz *tz = NULL;
     if ((rc = load_file(root, name, &tz, err)))
         return rc;
     pthread_mutex_lock(&cache_lock);

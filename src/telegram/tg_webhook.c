@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/seal.h"
+#include "node/gate.h"
 #include "node/node.h"
 #include "telegram/tg_internal.h"
 
@@ -72,19 +73,37 @@ static bool secret_ok(const struct tg_bot *bot, const char *given)
     return sodium_memcmp(bot->secret, given, n) == 0;
 }
 
+static const char *agent_of(struct dagi_http_req *req, struct tg_state *tg)
+{
+    const char *id = dagi_http_req_param(req, "agent_id");
+    return id ? id : dagi_node_cfg(tg->node)->telegram.default_agent;
+}
+
+/* The gate's check of the route's own credential, before the body is read:
+ * the secret Telegram echoes back, compared in constant time. */
+static int verify_secret(struct dagi_http_req *req, void *ud, struct dagi_error *err)
+{
+    struct tg_state *tg = ud;
+    struct tg_bot *bot = tg_snap_find(tg->snap, agent_of(req, tg));
+    /* No bot here: the same 401, so the route does not tell which agents
+     * have bots. */
+    if (!bot || !bot->token[0])
+        return dagi_error_set(err, DAGI_EPERM, "missing or wrong " SECRET_HEADER);
+    if (!secret_ok(bot, dagi_http_req_header(req, SECRET_HEADER))) {
+        count(tg, bot->agent->id, "unauthorized");
+        return dagi_error_set(err, DAGI_EPERM, "missing or wrong " SECRET_HEADER);
+    }
+    return 0;
+}
+
+static const struct dagi_gate_rules webhook_rules = {.verify = verify_secret};
+
 static void handle(struct dagi_http_req *req, struct tg_state *tg, const char *agent_id)
 {
     struct tg_bot *bot = tg_snap_find(tg->snap, agent_id);
     if (!bot || !bot->token[0]) {
         dagi_http_respond_error(req, 404, "not_found", "agent_id",
                                 "no Telegram bot for this agent on this node");
-        return;
-    }
-    /* The secret first: nothing about the body is looked at without it. */
-    if (!secret_ok(bot, dagi_http_req_header(req, SECRET_HEADER))) {
-        count(tg, bot->agent->id, "unauthorized");
-        dagi_http_respond_error(req, 401, "unauthorized", SECRET_HEADER,
-                                "missing or wrong webhook secret");
         return;
     }
     if (tg->draining) {
@@ -150,28 +169,24 @@ static void handle(struct dagi_http_req *req, struct tg_state *tg, const char *a
     dagi_http_req_on_close(req, on_client_gone, p);
 }
 
-static void on_agent_webhook(struct dagi_http_req *req, void *ud)
+/* Also the original's POST /telegram/webhook: telegram.default_agent's bot. */
+static void on_webhook(struct dagi_http_req *req, void *ud)
 {
-    handle(req, ud, dagi_http_req_param(req, "agent_id"));
-}
-
-/* The original's POST /telegram/webhook: one configured agent's bot. */
-static void on_default_webhook(struct dagi_http_req *req, void *ud)
-{
-    struct tg_state *tg = ud;
-    handle(req, tg, dagi_node_cfg(tg->node)->telegram.default_agent);
+    handle(req, ud, agent_of(req, ud));
 }
 
 int tg_webhook_register(struct tg_state *tg, struct dagi_error *err)
 {
     const struct dagi_config *c = dagi_node_cfg(tg->node);
     size_t cap = (size_t)c->telegram.max_update;
-    /* Public to the key gate: Telegram cannot send one.  The secret header
-     * is the credential, checked in constant time before anything else. */
+    /* Telegram cannot send an API key: the secret header is the route's own
+     * credential, which the gate checks before the body is read. */
     const struct dagi_http_route routes[] = {
-        {"POST", "/telegram/{agent_id}/webhook", on_agent_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
-        {"POST", "/{agent_id}/telegram/webhook", on_agent_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
-        {"POST", "/telegram/webhook", on_default_webhook, tg, DAGI_ROUTE_PUBLIC, cap},
+        {"POST", "/telegram/{agent_id}/webhook", on_webhook, tg, 0, cap, "telegram",
+         &webhook_rules},
+        {"POST", "/{agent_id}/telegram/webhook", on_webhook, tg, 0, cap, "telegram",
+         &webhook_rules},
+        {"POST", "/telegram/webhook", on_webhook, tg, 0, cap, "telegram", &webhook_rules},
     };
     struct dagi_http_server *srv = dagi_node_http(tg->node);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

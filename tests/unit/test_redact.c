@@ -122,6 +122,10 @@ static void test_dagi_keys(void **state)
     redacts_to("key=dagi_admin_Ab-c_D9 rest", "key=dagi_admin_[redacted] rest");
     redacts_to("\"dagi_sk_xyz\"", "\"dagi_sk_[redacted]\"");
     redacts_to("two: dagi_sk_1, dagi_svc_2.", "two: dagi_sk_[redacted], dagi_svc_[redacted].");
+    /* user API keys: the 12-character id stays readable, the secret goes */
+    redacts_to("key dagi_abcdefgh2345_Zm9vYmFyLWJhei1xdXV4LXNlY3JldC10b2tlbi0xMjM0 used",
+               "key dagi_abcdefgh2345_[redacted] used");
+    redacts_to("dagi_http_client_new", "dagi_http_client_new");
     /* Our own identifiers are not keys. */
     redacts_to("dagi_metrics_series_dropped_total", "dagi_metrics_series_dropped_total");
     /* Not keys. */
