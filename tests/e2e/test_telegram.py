@@ -299,3 +299,21 @@ def test_info_shows_the_bot_and_its_webhook(ctx):
         assert rc == 2 and "not in the registry" in err, err
     finally:
         t.close()
+
+
+def test_typing_only_for_slow_answers(ctx):
+    t = TG(ctx, extra="  typing_after: 300ms\n")
+    try:
+        # A quick answer shows no "typing...".
+        t.deliver(make_update("text", "quick one", bot=BOT))
+        t.wait_sent(1)
+        assert t.tg.calls(method="sendChatAction") == []
+        # A slow one does, before the answer.
+        behave(t.addr, model="*", latency_ms=1200)
+        t.deliver(make_update("text", "slow one", bot=BOT))
+        t.wait_sent(2)
+        actions = t.tg.calls(method="sendChatAction")
+        assert actions and actions[0]["params"]["action"] == "typing", actions
+        assert actions[0]["time"] < t.sent()[1]["time"]
+    finally:
+        t.close()
