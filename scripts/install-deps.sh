@@ -11,7 +11,7 @@ set -eu
 BUILD_PKGS="build-essential pkg-config meson ninja-build clang libcmocka-dev \
 libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsodium-dev \
 libnats-dev nats-server libsqlite3-dev libpq-dev postgresql-15 python3 openssl \
-ca-certificates tzdata"
+ca-certificates tzdata libjemalloc-dev"
 # bench: the load generator and the baseline server.
 BENCH_PKGS="wrk nginx-light procps util-linux"
 # fuzz: clang's libFuzzer and sanitizer runtimes.

@@ -1,5 +1,6 @@
 /* The `dagi` command: parses the command line and starts roles.  Nothing
  * else lives here; see src/core/node.h for the lifecycle. */
+#include "dagi_allocator.h"
 #include "dagi_build.h"
 
 #include "core/config.h"
@@ -654,7 +655,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("dagi %s%s\n", DAGI_VERSION, DAGI_TEST_HOOKS ? " (test hooks)" : "");
+        printf("dagi %s (malloc: %s)%s\n", DAGI_VERSION, DAGI_ALLOCATOR,
+               DAGI_TEST_HOOKS ? " (test hooks)" : "");
         return 0;
     }
     if (strcmp(cmd, "node") == 0)

@@ -138,3 +138,5 @@ def test_release_build_has_no_test_routes(ctx):
         assert r.status == 404, r
         rc, out, _ = run_dagi("version")
         assert "test hooks" not in out
+        # The release build links jemalloc (bench/agents_bench.py says why).
+        assert "(malloc: jemalloc)" in out, out
