@@ -153,6 +153,36 @@ static json_t *tool_calls_of(json_t *result, bool indexed)
     return out;
 }
 
+/* The common answer - text, no tool calls - written straight into the
+ * response: the same JSON json_pack and json_dumps would give, without
+ * building it as values first (this is on every non-streamed request). */
+static void respond_text_completion(struct gw_call *c, json_t *result, const char *text)
+{
+    json_t *resp = json_object_get(result, "response");
+    size_t len = json_is_string(resp) ? json_string_length(resp) : 0;
+    json_t *u = json_object_get(result, "usage");
+    long long p = (long long)json_integer_value(json_object_get(u, "prompt_tokens"));
+    long long k = (long long)json_integer_value(json_object_get(u, "completion_tokens"));
+    const char *finish = finish_of(result, false);
+    struct dagi_buf b;
+    dagi_buf_init(&b, len * 6 + strlen(c->model) * 6 + strlen(finish) * 6 + 512);
+    dagi_buf_appendf(&b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,"
+                         "\"model\":\"",
+                     c->id, (long long)c->created);
+    dagi_buf_append_json_escaped(&b, c->model, strlen(c->model));
+    dagi_buf_append_str(&b, "\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                            "\"content\":\"");
+    dagi_buf_append_json_escaped(&b, text ? text : "", len);
+    dagi_buf_append_str(&b, "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"");
+    dagi_buf_append_json_escaped(&b, finish, strlen(finish));
+    dagi_buf_appendf(&b,
+                     "\"}],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+                     "\"total_tokens\":%lld}}",
+                     p, k, p + k);
+    dagi_http_respond(c->req, 200, "application/json", b.data, b.len);
+    dagi_buf_release(&b);
+}
+
 static void chat_done(struct gw_call *c, int err, json_t *result, const char *message)
 {
     if (!err && !json_is_object(result)) {
@@ -186,6 +216,10 @@ static void chat_done(struct gw_call *c, int err, json_t *result, const char *me
     }
     json_t *tc = tool_calls_of(result, false);
     const char *text = json_string_value(json_object_get(result, "response"));
+    if (!tc) {
+        respond_text_completion(c, result, text);
+        return;
+    }
     json_t *msg = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
                             text && (*text || !tc) ? json_string(text)
                             : tc                    ? json_null()

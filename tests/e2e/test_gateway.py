@@ -237,6 +237,15 @@ def test_openai_chat_completions(ctx):
         assert ch["finish_reason"] == "stop", j
         u = j["usage"]
         assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"] > 0, u
+        assert ch["message"]["content"] == "echo: one two three" and ch["message"]["refusal"] is None
+        # Quotes, backslashes, control characters and non-ASCII survive the
+        # answer's JSON (written directly, not through jansson).
+        tricky = 'a "quoted" \\ back\tslash\nnew line — Енергія 🌞 \u0001'
+        r = n.post("/v1/chat/completions",
+                   {"model": "helion", "messages": [{"role": "user", "content": tricky}]},
+                   headers=n.auth(), timeout=60)
+        assert r.status == 200, r
+        assert r.json()["choices"][0]["message"]["content"] == "echo: " + tricky, r.body
 
         # Streamed, chunk by chunk, with the usage chunk and [DONE].
         c, r = open_stream(n, "/v1/chat/completions",
