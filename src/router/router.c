@@ -34,6 +34,30 @@ void dagi_router_snap_unref(struct dagi_router_snap *s)
     free(s);
 }
 
+int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry **out,
+                              struct dagi_error *err)
+{
+    *out = NULL;
+    if (!c->router.registry)
+        return DAGI_OK;
+    size_t n = c->swapper.models.count;
+    const char **known = dagi_xcalloc(n + 1, sizeof(*known));
+    const struct dagi_model_config *models = c->swapper.models.items;
+    for (size_t i = 0; i < n; i++)
+        known[i] = models[i].id;
+    known[n] = "builtin";
+    struct dagi_cfg_errors errs;
+    dagi_cfg_errors_init(&errs);
+    int rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n + 1, out,
+                                &errs);
+    if (rc)
+        dagi_error_set(err, rc, "cannot load the agent registry %s: %s", c->router.registry,
+                       dagi_buf_str(&errs.text));
+    dagi_cfg_errors_release(&errs);
+    free(known);
+    return rc;
+}
+
 /* Loads the registry and the routing rules named by the configuration,
  * checking every model id against swapper.models (+ builtin).  On failure
  * err carries the loaders' messages, which name file:line. */

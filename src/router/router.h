@@ -7,14 +7,18 @@
  *             "tools": [...]? (a caller's own tools: returned to the caller, never run;
  *             without them the agent's declared tools are offered to the model and
  *             the router runs the allowed ones itself, up to router.max_tool_rounds),
- *             "user_id"?, "chat": {"id", "type": private|group|supergroup}?,
- *             "channel": "http"|"openai"|"telegram"?, "task_type"?, "metadata": {}?,
+ *             "user_id"?, "chat": {"id", "type": private|group|supergroup|channel,
+ *             "addressed"?}?, "sender": {"is_bot"?, "is_agent"?}?,
+ *             "channel": "http"|"openai"|"telegram"|"webhook"?, "task_type"?, "metadata": {}?,
  *             "mode"?, "max_tokens"?, "temperature"?}
  *   chunks   {"delta": "<text>"}
  *   final    {"response": "<whole answer>", "model": id, "backend": provider,
  *             "tokens_used": N, "usage": {"prompt_tokens", "completion_tokens"},
  *             "finish_reason", "tool_calls": [...]? (the caller's tools),
- *             "policy": "FULL", "reason": "..."}
+ *             "policy": "FULL" | "ACK" | "SILENT", "reason": "..."} - a request
+ *            with a chat is decided by the behaviour policy first
+ *            (docs/BEHAVIOR_POLICY.md): ACK answers the agent's ACK text and
+ *            SILENT an empty response, both without a model call
  *   errors   not_found (unknown agent), forbidden (disabled agent), unavailable /
  *            timed_out (every model failed before the first token); a failure
  *            after the first token ends the stream with an error, never a final.
@@ -26,5 +30,13 @@
 #include "node/node.h"
 
 extern const struct dagi_role dagi_role_router;
+
+struct dagi_registry;
+/* The registry the configuration names (router.registry, prompts_dir),
+ * its model ids checked against swapper.models and builtin.  *out is NULL
+ * (and 0 returned) when no registry is configured.  For the roles and
+ * commands that read agents besides the router (telegram). */
+int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry **out,
+                              struct dagi_error *err);
 
 #endif

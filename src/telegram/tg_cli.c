@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "node/dagi_config.h"
 #include "router/registry.h"
+#include "router/router.h"
 #include "telegram/telegram.h"
 #include "telegram/tg_api.h"
 
@@ -102,17 +103,10 @@ static int find_bot(const char *config, const char *agent_id, struct bot *b)
         dagi_cfg_errors_release(&errs);
         return EXIT_USAGE;
     }
-    size_t n = c->swapper.models.count;
-    const char **known = calloc(n + 1, sizeof(*known));
-    const struct dagi_model_config *models = c->swapper.models.items;
-    for (size_t i = 0; i < n; i++)
-        known[i] = models[i].id;
-    known[n] = "builtin";
-    rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n + 1, &b->reg,
-                            &errs);
-    free(known);
+    struct dagi_error err = {0};
+    rc = dagi_router_registry_load(c, &b->reg, &err);
     if (rc) {
-        fputs(dagi_buf_str(&errs.text), stderr);
+        fprintf(stderr, "dagi telegram: %s\n", err.message);
         dagi_cfg_errors_release(&errs);
         return EXIT_USAGE;
     }

@@ -26,7 +26,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "node/node.h"
-#include "swapper/swapper.h"
+#include "router/router.h"
 #include "telegram/tg_internal.h"
 
 struct tg_snap *tg_snap_ref(struct tg_snap *s)
@@ -66,26 +66,10 @@ static int snap_load(const struct dagi_config *c, struct tg_snap **out, struct d
 {
     struct tg_snap *s = dagi_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    if (c->router.registry) {
-        size_t n = c->swapper.models.count;
-        const char **known = dagi_xcalloc(n + 1, sizeof(*known));
-        const struct dagi_model_config *models = c->swapper.models.items;
-        for (size_t i = 0; i < n; i++)
-            known[i] = models[i].id;
-        known[n] = "builtin";
-        struct dagi_cfg_errors errs;
-        dagi_cfg_errors_init(&errs);
-        int rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n + 1,
-                                    &s->reg, &errs);
-        if (rc)
-            dagi_error_set(err, rc, "telegram: cannot load the agent registry %s: %s",
-                           c->router.registry, dagi_buf_str(&errs.text));
-        dagi_cfg_errors_release(&errs);
-        free(known);
-        if (rc) {
-            tg_snap_unref(s);
-            return rc;
-        }
+    int rc = dagi_router_registry_load(c, &s->reg, err);
+    if (rc) {
+        tg_snap_unref(s);
+        return rc;
     }
     size_t n = s->reg ? dagi_registry_count(s->reg) : 0;
     s->bots = dagi_xcalloc(n ? n : 1, sizeof(*s->bots));
