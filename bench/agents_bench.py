@@ -20,8 +20,13 @@ Reported, medians over the rounds:
                  the wall time against the ideal
   idle RSS       of the dagi process(es)
 
+dagi is called the way users call it: with a user API key (made through the
+admin API) and rate limits on (per key and per IP, set high enough never to
+refuse), so the gate's work is in the figures; --admin-key uses the admin key
+and no limits instead.
+
 usage: bench/agents_bench.py --bin build/release/dagi --fake build/release/fake_upstream
-       [--mode inproc|nats] [--rounds 3] [--seconds 5] [--streams 1000]"""
+       [--mode inproc|nats] [--rounds 3] [--seconds 5] [--streams 1000] [--admin-key]"""
 import argparse
 import json
 import os
@@ -244,6 +249,10 @@ class Bench:
         self.nginx_pid = int(workers[-1])
 
     def write_config(self, extra=""):
+        if not self.a.admin_key:
+            extra += ("auth:\n  rate_limits:\n"
+                      "    - {routes: openai, per: key, limit: 100000000, window: 1m}\n"
+                      "    - {routes: openai, per: ip, limit: 100000000, window: 1m}\n")
         t = self.t
         os.makedirs(f"{t}/prompts", exist_ok=True)
         with open(f"{t}/prompts/bench.md", "w") as f:
@@ -289,6 +298,14 @@ class Bench:
         wait_http(f"http://{self.dagi_addr}/readyz")
         data = f"{t}/data" if self.a.mode == "inproc" else t_data
         self.key = open(f"{data}/admin.key").read().strip()
+        if not self.a.admin_key:
+            req = urllib.request.Request(
+                f"http://{self.dagi_addr}/v1/admin/keys",
+                data=json.dumps({"user_id": "bench", "name": "agents bench"}).encode(),
+                headers={"Content-Type": "application/json",
+                         "Authorization": "Bearer " + self.key})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                self.key = json.loads(r.read())["key"]
         self.roles = self.dagi_pids if self.a.mode == "inproc" else self.dagi_pids[1:]
 
     def cpu(self, pids):
@@ -317,6 +334,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--ttft-requests", type=int, default=300)
+    ap.add_argument("--admin-key", action="store_true",
+                    help="call with the admin key and no rate limits instead of a user key")
     a = ap.parse_args()
     b = Bench(a)
     try:
@@ -340,7 +359,8 @@ def main():
         cpu = {"nginx": [], "dagi": []}
         p50 = {"fake": [], "nginx": [], "dagi": []}
         ttft = {"fake": [], "dagi": []}
-        print(f"mode {a.mode}: dagi {'one process' if a.mode == 'inproc' else 'gateway, router, swapper + nats-server'}")
+        print(f"mode {a.mode}: dagi {'one process' if a.mode == 'inproc' else 'gateway, router, swapper + nats-server'}, "
+              f"{'admin key, no rate limits' if a.admin_key else 'a user API key, rate limits on'}")
         for r in range(a.rounds):
             for name in ("nginx", "dagi"):
                 pids = b.dagi_pids if name == "dagi" else [b.nginx_pid]
