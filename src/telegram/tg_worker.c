@@ -477,9 +477,12 @@ static void on_delivery(struct dagi_js_delivery *d, const struct dagi_js_msg *ms
         job_ack(j, "no_bot");
         return;
     }
-    if (j->u->kind == DAGI_TG_UPDATE_OTHER || !j->u->text ||
-        (!j->u->text_len && !j->u->photo)) {
-        job_ack(j, "ignored"); /* stickers, joins, edits of nothing we answer */
+    /* New messages and channel posts (which the policy keeps silent) only:
+     * an edit answered again would be a second answer to one question;
+     * stickers, joins and callbacks have nothing to answer. */
+    bool fresh = j->u->kind == DAGI_TG_UPDATE_MESSAGE || j->u->kind == DAGI_TG_UPDATE_CHANNEL_POST;
+    if (!fresh || !j->u->text || (!j->u->text_len && !j->u->photo)) {
+        job_ack(j, "ignored");
         return;
     }
     db_step(j, false);
