@@ -481,7 +481,7 @@ static void on_delivery(struct dagi_js_delivery *d, const struct dagi_js_msg *ms
      * an edit answered again would be a second answer to one question;
      * stickers, joins and callbacks have nothing to answer. */
     bool fresh = j->u->kind == DAGI_TG_UPDATE_MESSAGE || j->u->kind == DAGI_TG_UPDATE_CHANNEL_POST;
-    if (!fresh || !j->u->text || (!j->u->text_len && !j->u->photo)) {
+    if (!fresh || ((!j->u->text || !j->u->text_len) && !j->u->photo)) {
         job_ack(j, "ignored");
         return;
     }

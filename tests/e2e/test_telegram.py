@@ -272,6 +272,15 @@ def test_photo_with_caption_reaches_the_vision_model(ctx):
         last = fake_stats(t.addr)["last_request"]
         assert last["model"] == "qwen3-vl-8b", last["model"]
         assert [c for c in t.tg.calls(method="getFile") if c.get("ok")]
+        # A photo alone is answered too; an edit of a message is not.
+        t.tg.add_file(TOKEN, "PHOTO-2", "photos/file_2.jpg", b"\xff\xd8\xff\xe0second")
+        t.deliver(make_update("photo", file_id="PHOTO-2", bot=BOT))
+        assert text_of(t.wait_sent(2)[1]) == "echo: [image]"
+        edited = make_update("text", "edited text", bot=BOT)
+        edited["edited_message"] = dict(edited.pop("message"), edit_date=int(time.time()))
+        t.deliver(edited)
+        t.wait_handled("ignored")
+        assert len(t.sent()) == 2
     finally:
         t.close()
 
