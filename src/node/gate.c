@@ -457,6 +457,11 @@ int dagi_gate_check(struct dagi_http_req *req, const struct dagi_http_route *rou
         return 0;
     if (rules && rules->verify) {
         c->kind = DAGI_CALLER_ROUTE;
+        /* A streamed body gets no second look: such a route could never be
+         * verified, so it is refused rather than left open. */
+        if (rules->verify_needs_body && (route->flags & DAGI_ROUTE_STREAM_BODY))
+            return refuse(g, req, route, 401, "bad_route_credential",
+                          "this route's credential cannot be checked");
         if (rules->verify_needs_body)
             return 0; /* dagi_gate_check_body */
         struct dagi_error err = {0};
