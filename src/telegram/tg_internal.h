@@ -17,6 +17,10 @@ struct dagi_metric;
 
 #define TG_WORK_SUBJECT "dagi.work.telegram"
 #define TG_TOKEN_MAX 256
+/* A work item's seal is bound to its subject and agent: an update cannot be
+ * replayed under another kind of work or handed to another bot by editing
+ * the envelope's clear metadata.  aad: TG_WORK_SUBJECT "/" agent_id. */
+#define TG_AAD_MAX 128
 #define TG_SECRET_MAX 256
 
 /* One agent's bot, as the registry and the environment describe it. */

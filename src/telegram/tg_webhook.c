@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/event.h"
 #include "bus/js.h"
 #include "core/buf.h"
 #include "core/http_server.h"
@@ -133,19 +134,26 @@ static void handle(struct dagi_http_req *req, struct tg_state *tg, const char *a
     }
     long long update_id = (long long)json_integer_value(uid);
     json_decref(update);
-    /* The work item: "<agent_id>\n<the update as Telegram sent it>", sealed
-     * and bound to its subject. */
-    size_t id_len = strlen(bot->agent->id);
-    struct dagi_buf plain, sealed;
-    dagi_buf_init(&plain, id_len + 1 + len);
-    dagi_buf_append(&plain, bot->agent->id, id_len);
-    dagi_buf_append(&plain, "\n", 1);
-    dagi_buf_append(&plain, body, len);
-    dagi_buf_init(&sealed, plain.len + DAGI_SEAL_OVERHEAD + 64);
-    int rc = dagi_seal(dagi_node_seal(tg->node), plain.data, plain.len, TG_WORK_SUBJECT,
-                       strlen(TG_WORK_SUBJECT), &sealed);
-    sodium_memzero(plain.data, plain.len);
-    dagi_buf_release(&plain);
+    /* The work item (docs/NATS_SUBJECTS.md, "Work"): the envelope with the
+     * routing metadata in clear and the update, as Telegram sent it, sealed. */
+    char aad[TG_AAD_MAX];
+    int aad_len = snprintf(aad, sizeof(aad), "%s/%s", TG_WORK_SUBJECT, bot->agent->id);
+    struct dagi_buf sealed;
+    dagi_buf_init(&sealed, len + DAGI_SEAL_OVERHEAD + 64);
+    int rc = dagi_seal(dagi_node_seal(tg->node), body, len, aad, (size_t)aad_len, &sealed);
+    char *event = NULL;
+    if (!rc) {
+        size_t b64 = sodium_base64_ENCODED_LEN(sealed.len, sodium_base64_VARIANT_ORIGINAL);
+        char *text = dagi_xmalloc(b64);
+        sodium_bin2base64(text, b64, (const unsigned char *)sealed.data, sealed.len,
+                          sodium_base64_VARIANT_ORIGINAL);
+        json_t *data = json_pack("{s:s,s:s,s:I,s:s}", "kind", "telegram", "agent_id",
+                                 bot->agent->id, "update_id", (json_int_t)update_id, "sealed",
+                                 text);
+        free(text);
+        event = dagi_event_build("dagi.work", "telegram", dagi_http_req_trace_id(req), data,
+                                 NULL);
+    }
     struct pending *p = NULL;
     if (!rc) {
         p = dagi_xcalloc(1, sizeof(*p));
@@ -154,10 +162,11 @@ static void handle(struct dagi_http_req *req, struct tg_state *tg, const char *a
         snprintf(p->agent_id, sizeof(p->agent_id), "%s", bot->agent->id);
         char msg_id[128];
         snprintf(msg_id, sizeof(msg_id), "tg.%s.%lld", bot->agent->id, update_id);
-        rc = dagi_js_publish(js, TG_WORK_SUBJECT, sealed.data, sealed.len, msg_id, NULL, 0,
+        rc = dagi_js_publish(js, TG_WORK_SUBJECT, event, strlen(event), msg_id, NULL, 0,
                              on_stored, p);
     }
     dagi_buf_release(&sealed);
+    free(event);
     if (rc) {
         free(p);
         count(tg, bot->agent->id, "store_failed");

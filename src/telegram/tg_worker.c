@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "bus/event.h"
 #include "bus/js.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -416,32 +417,48 @@ static void start_answer(struct tg_job *j)
 
 static int open_update(struct tg_job *j, const struct dagi_js_msg *msg, const char **why)
 {
-    struct dagi_buf plain;
-    dagi_buf_init(&plain, msg->len + 64);
-    int rc = dagi_seal_open(dagi_node_seal(j->tg->node), msg->data, msg->len, TG_WORK_SUBJECT,
-                            strlen(TG_WORK_SUBJECT), &plain);
-    if (rc) {
-        *why = rc == DAGI_ENOENT ? "sealed with an unknown key" : "the seal does not open";
-        dagi_buf_release(&plain);
+    /* The envelope (tg_webhook.c): agent_id in clear, the update sealed and
+     * bound to the subject and that agent. */
+    json_t *env = dagi_event_parse(msg->data, msg->len, why);
+    json_t *data = json_object_get(env, "data");
+    const char *agent = json_string_value(json_object_get(data, "agent_id"));
+    const char *sealed64 = json_string_value(json_object_get(data, "sealed"));
+    int rc = DAGI_EPARSE;
+    if (!env)
+        return rc;
+    if (!agent || !sealed64 || strlen(agent) >= sizeof(j->agent_id)) {
+        *why = "the work item has no agent_id or sealed update";
+        json_decref(env);
         return rc;
     }
-    /* "<agent_id>\n<the update as Telegram sent it>" */
-    const char *nl = memchr(plain.data, '\n', plain.len);
-    size_t id_len = nl ? (size_t)(nl - plain.data) : 0;
-    if (!nl || !id_len || id_len >= sizeof(j->agent_id)) {
-        *why = "malformed work item";
-        rc = DAGI_EPARSE;
-    } else {
-        memcpy(j->agent_id, plain.data, id_len);
-        j->agent_id[id_len] = '\0';
-        struct dagi_error err = {0};
-        rc = dagi_tg_update_parse(nl + 1, plain.len - id_len - 1, j->arena, &j->u, &err);
-        if (rc)
-            *why = "the update does not parse";
+    snprintf(j->agent_id, sizeof(j->agent_id), "%s", agent);
+    size_t b64_len = strlen(sealed64), bin_len = 0;
+    unsigned char *bin = dagi_xmalloc(b64_len / 4 * 3 + 3);
+    struct dagi_buf plain;
+    dagi_buf_init(&plain, b64_len + 64);
+    if (sodium_base642bin(bin, b64_len / 4 * 3 + 3, sealed64, b64_len, NULL, &bin_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL)) {
+        *why = "the sealed update is not base64";
+        goto out;
     }
-    sodium_memzero(plain.data, plain.len);
+    char aad[TG_AAD_MAX];
+    int aad_len = snprintf(aad, sizeof(aad), "%s/%s", TG_WORK_SUBJECT, j->agent_id);
+    rc = dagi_seal_open(dagi_node_seal(j->tg->node), bin, bin_len, aad, (size_t)aad_len, &plain);
+    if (rc) {
+        *why = rc == DAGI_ENOENT ? "sealed with an unknown key" : "the seal does not open";
+        goto out;
+    }
+    struct dagi_error err = {0};
+    rc = dagi_tg_update_parse(plain.data, plain.len, j->arena, &j->u, &err);
+    if (rc)
+        *why = "the update does not parse";
+out:
+    if (plain.data)
+        sodium_memzero(plain.data, plain.len);
     dagi_buf_release(&plain);
-    return rc;
+    free(bin);
+    json_decref(env);
+    return rc ? rc : 0;
 }
 
 static void on_delivery(struct dagi_js_delivery *d, const struct dagi_js_msg *msg, void *ud)
