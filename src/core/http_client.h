@@ -1,8 +1,16 @@
-/* HTTP client on libcurl's multi-socket API, driven by the same event loop
- * as everything else (no threads).  Connections are reused per host; request
- * and response bodies stream; every call has its own timeouts and can be
- * cancelled.  All functions must be called on the loop's thread, and every
- * callback runs there.
+/* HTTP client driven by the same event loop as everything else (no
+ * threads).  Connections are reused per host; request and response bodies
+ * stream; every call has its own timeouts and can be cancelled.  All
+ * functions must be called on the loop's thread, and every callback runs
+ * there.
+ *
+ * Two backends behind one API: a native HTTP/1.1 client for plain http://
+ * to numeric addresses and localhost (local model servers: no TLS, no
+ * resolver, no per-request syscalls beyond send and recv), and libcurl's
+ * multi-socket API for everything else (https://, host names, which curl
+ * resolves without blocking the loop).  Each backend keeps its own
+ * connections and applies the connection limits to them.  Calls beyond
+ * max_connections_per_host wait, in order, for a connection to free up.
  *
  * Lifetime: a call lives from dagi_http_client_request() until its on_done
  * callback returns, or until dagi_http_call_cancel(), after which no callback
@@ -24,11 +32,15 @@ struct dagi_http_client_opts {
     unsigned max_total_connections;    /* 0 = 4096 */
     const char *ca_file;               /* extra trust anchors (PEM), or NULL for the system store */
     const char *user_agent;            /* NULL = "dagi/<version>" */
+    /* NULL or "auto": native for the http:// URLs it serves, curl for the
+     * rest; "curl": curl for everything.  Another name makes
+     * dagi_http_client_new return NULL. */
+    const char *backend;
 };
 
 struct dagi_http_response {
-    int err;                   /* 0, or a dagi_err: ETIMEDOUT, EIO (connect/protocol), ETOOBIG, ECANCELED */
-    const char *error_message; /* curl's message when err != 0 */
+    int err; /* 0, or a dagi_err: ETIMEDOUT, EIO (connect/protocol), ETOOBIG, ECANCELED */
+    const char *error_message; /* what failed, when err != 0 ("" otherwise) */
     long status;               /* HTTP status, 0 when none arrived */
     const char *body;          /* the buffered body (only when on_data is NULL), NUL-terminated */
     size_t body_len;
@@ -36,10 +48,10 @@ struct dagi_http_response {
 };
 
 struct dagi_http_request_opts {
-    const char *method;          /* NULL = GET, or POST when body is set */
+    const char *method; /* NULL = GET, or POST when body is set */
     const char *url;
-    const char *const *headers;  /* "Name: value" strings, NULL-terminated; copied */
-    const void *body;            /* copied; NULL for none */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; copied */
+    const void *body;           /* copied; NULL for none */
     size_t body_len;
     unsigned connect_timeout_ms; /* 0 = 10 s */
     unsigned timeout_ms;         /* whole call; 0 = none */

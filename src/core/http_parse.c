@@ -59,6 +59,89 @@ static int line_end(const unsigned char *p, const unsigned char *end)
     return p[1] == '\n' ? 2 : -2;
 }
 
+/* Parses header fields up to and including the empty line that ends the
+ * section, advancing *pp past it; shared by requests and responses so both
+ * refuse the same shapes.  Fills hs[0..*count) as it goes (the callers copy
+ * them out only on OK). */
+static int parse_fields(const unsigned char **pp, const unsigned char *end,
+                        struct dagi_http_header *hs, size_t *count)
+{
+    const unsigned char *p = *pp;
+    size_t header_count = 0;
+    for (;;) {
+        int n = line_end(p, end);
+        if (n == -1)
+            return DAGI_ENEEDMORE;
+        if (n == -2)
+            return DAGI_EPARSE;
+        if (n > 0) {
+            p += n;
+            break;
+        }
+        /* A line starting with whitespace is obs-fold (or whitespace before
+         * the first header): both are smuggling vectors, RFC 9112 §5.2. */
+        if (*p == ' ' || *p == '\t')
+            return DAGI_EPARSE;
+        if (header_count == DAGI_HTTP_MAX_HEADERS)
+            return DAGI_ETOOBIG;
+        struct dagi_http_header *hd = &hs[header_count];
+        hd->name = (const char *)p;
+        while (p < end && is_token(*p))
+            p++;
+        if (p == end)
+            return DAGI_ENEEDMORE;
+        /* No whitespace between name and colon (RFC 9112 §5.1): a proxy
+         * that strips it and one that does not see different headers. */
+        if (*p != ':' || p == (const unsigned char *)hd->name)
+            return DAGI_EPARSE;
+        hd->name_len = (size_t)(p - (const unsigned char *)hd->name);
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        hd->value = (const char *)p;
+        while (p < end && is_value(*p))
+            p++;
+        if (p == end)
+            return DAGI_ENEEDMORE;
+        const unsigned char *value_end = p;
+        n = line_end(p, end);
+        if (n == -1)
+            return DAGI_ENEEDMORE;
+        if (n <= 0) /* NUL, bare CR or another control byte in the value */
+            return DAGI_EPARSE;
+        p += n;
+        while (value_end > (const unsigned char *)hd->value &&
+               (value_end[-1] == ' ' || value_end[-1] == '\t'))
+            value_end--;
+        hd->value_len = (size_t)(value_end - (const unsigned char *)hd->value);
+        header_count++;
+    }
+    *pp = p;
+    *count = header_count;
+    return DAGI_OK;
+}
+
+/* Reads "HTTP/1.<digit>" at *pp; the version is the same closed set for
+ * requests and responses (HTTP/2 is never spoken over this framing). */
+static int parse_version(const unsigned char **pp, const unsigned char *end, int *minor)
+{
+    static const char version[] = "HTTP/1.";
+    const unsigned char *p = *pp;
+    for (size_t i = 0; i < sizeof(version) - 1; i++, p++) {
+        if (p == end)
+            return DAGI_ENEEDMORE;
+        if (*p != (unsigned char)version[i])
+            return DAGI_EPARSE;
+    }
+    if (p == end)
+        return DAGI_ENEEDMORE;
+    if (*p < '0' || *p > '9')
+        return DAGI_EPARSE;
+    *minor = *p - '0';
+    *pp = p + 1;
+    return DAGI_OK;
+}
+
 int dagi_http_parse_request(const char *buf, size_t len, struct dagi_http_request_head *out,
                             size_t *consumed)
 {
@@ -99,19 +182,9 @@ int dagi_http_parse_request(const char *buf, size_t len, struct dagi_http_reques
     h.target_len = (size_t)(p - (const unsigned char *)h.target);
     p++;
 
-    static const char version[] = "HTTP/1.";
-    for (size_t i = 0; i < sizeof(version) - 1; i++, p++) {
-        if (p == end)
-            return DAGI_ENEEDMORE;
-        if (*p != (unsigned char)version[i])
-            return DAGI_EPARSE;
-    }
-    if (p == end)
-        return DAGI_ENEEDMORE;
-    if (*p < '0' || *p > '9')
-        return DAGI_EPARSE;
-    h.minor_version = *p - '0';
-    p++;
+    int rc = parse_version(&p, end, &h.minor_version);
+    if (rc)
+        return rc;
     int n = line_end(p, end);
     if (n == -1)
         return DAGI_ENEEDMORE;
@@ -119,54 +192,9 @@ int dagi_http_parse_request(const char *buf, size_t len, struct dagi_http_reques
         return DAGI_EPARSE;
     p += n;
 
-    for (;;) {
-        n = line_end(p, end);
-        if (n == -1)
-            return DAGI_ENEEDMORE;
-        if (n == -2)
-            return DAGI_EPARSE;
-        if (n > 0) {
-            p += n;
-            break;
-        }
-        /* A line starting with whitespace is obs-fold (or whitespace before
-         * the first header): both are smuggling vectors, RFC 9112 §5.2. */
-        if (*p == ' ' || *p == '\t')
-            return DAGI_EPARSE;
-        if (h.header_count == DAGI_HTTP_MAX_HEADERS)
-            return DAGI_ETOOBIG;
-        struct dagi_http_header *hd = &h.headers[h.header_count];
-        hd->name = (const char *)p;
-        while (p < end && is_token(*p))
-            p++;
-        if (p == end)
-            return DAGI_ENEEDMORE;
-        /* No whitespace between name and colon (RFC 9112 §5.1): a proxy
-         * that strips it and one that does not see different headers. */
-        if (*p != ':' || p == (const unsigned char *)hd->name)
-            return DAGI_EPARSE;
-        hd->name_len = (size_t)(p - (const unsigned char *)hd->name);
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        hd->value = (const char *)p;
-        while (p < end && is_value(*p))
-            p++;
-        if (p == end)
-            return DAGI_ENEEDMORE;
-        const unsigned char *value_end = p;
-        n = line_end(p, end);
-        if (n == -1)
-            return DAGI_ENEEDMORE;
-        if (n <= 0) /* NUL, bare CR or another control byte in the value */
-            return DAGI_EPARSE;
-        p += n;
-        while (value_end > (const unsigned char *)hd->value &&
-               (value_end[-1] == ' ' || value_end[-1] == '\t'))
-            value_end--;
-        hd->value_len = (size_t)(value_end - (const unsigned char *)hd->value);
-        h.header_count++;
-    }
+    rc = parse_fields(&p, end, h.headers, &h.header_count);
+    if (rc)
+        return rc;
 
     out->method = h.method;
     out->method_len = h.method_len;
@@ -179,19 +207,95 @@ int dagi_http_parse_request(const char *buf, size_t len, struct dagi_http_reques
     return DAGI_OK;
 }
 
+int dagi_http_parse_response(const char *buf, size_t len, struct dagi_http_response_head *out,
+                             size_t *consumed)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    struct dagi_http_response_head h;
+    h.header_count = 0;
+
+    /* No empty lines are skipped here: RFC 9112 §2.2 allows that to servers
+     * reading requests, and bytes before a status line mean the previous
+     * response was framed wrongly. */
+    int rc = parse_version(&p, end, &h.minor_version);
+    if (rc)
+        return rc;
+    if (p == end)
+        return DAGI_ENEEDMORE;
+    if (*p != ' ')
+        return DAGI_EPARSE;
+    p++;
+    h.status = 0;
+    for (int i = 0; i < 3; i++, p++) {
+        if (p == end)
+            return DAGI_ENEEDMORE;
+        if (*p < '0' || *p > '9')
+            return DAGI_EPARSE;
+        h.status = h.status * 10 + (*p - '0');
+    }
+    if (h.status < 100)
+        return DAGI_EPARSE;
+    /* The SP before the reason is required by the grammar, but servers
+     * that send no reason often drop it too ("HTTP/1.1 200\r\n"); a line end
+     * right after the code is unambiguous, so it is accepted. */
+    if (p == end)
+        return DAGI_ENEEDMORE;
+    if (*p == ' ')
+        p++;
+    else if (*p != '\r' && *p != '\n')
+        return DAGI_EPARSE;
+    h.reason = (const char *)p;
+    while (p < end && is_value(*p))
+        p++;
+    if (p == end)
+        return DAGI_ENEEDMORE;
+    h.reason_len = (size_t)(p - (const unsigned char *)h.reason);
+    int n = line_end(p, end);
+    if (n == -1)
+        return DAGI_ENEEDMORE;
+    if (n <= 0) /* a control byte or bare CR in the reason */
+        return DAGI_EPARSE;
+    p += n;
+
+    rc = parse_fields(&p, end, h.headers, &h.header_count);
+    if (rc)
+        return rc;
+
+    out->minor_version = h.minor_version;
+    out->status = h.status;
+    out->reason = h.reason;
+    out->reason_len = h.reason_len;
+    out->header_count = h.header_count;
+    memcpy(out->headers, h.headers, h.header_count * sizeof(h.headers[0]));
+    *consumed = (size_t)(p - (const unsigned char *)buf);
+    return DAGI_OK;
+}
+
 static bool name_equals(const char *a, size_t alen, const char *b)
 {
     size_t blen = strlen(b);
     return alen == blen && strncasecmp(a, b, alen) == 0;
 }
 
+static const struct dagi_http_header *find_field(const struct dagi_http_header *hs, size_t n,
+                                                 const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name_equals(hs[i].name, hs[i].name_len, name))
+            return &hs[i];
+    return NULL;
+}
+
 const struct dagi_http_header *dagi_http_head_find(const struct dagi_http_request_head *h,
                                                    const char *name)
 {
-    for (size_t i = 0; i < h->header_count; i++)
-        if (name_equals(h->headers[i].name, h->headers[i].name_len, name))
-            return &h->headers[i];
-    return NULL;
+    return find_field(h->headers, h->header_count, name);
+}
+
+const struct dagi_http_header *dagi_http_response_find(const struct dagi_http_response_head *h,
+                                                       const char *name)
+{
+    return find_field(h->headers, h->header_count, name);
 }
 
 /* Walks a comma-separated list; for each element calls back with the
@@ -247,12 +351,16 @@ int dagi_http_parse_content_length(const char *value, size_t len, uint64_t *out)
     return DAGI_OK;
 }
 
-int dagi_http_body_framing(const struct dagi_http_request_head *h, struct dagi_http_framing *out)
+/* The framing rules requests and responses share (RFC 9112 §6): *have_cl
+ * tells a response without Content-Length (read until close) from one with
+ * "Content-Length: 0". */
+static int framing_of(const struct dagi_http_header *hs, size_t header_count, int minor_version,
+                      struct dagi_http_framing *out, bool *have_cl_out)
 {
     bool have_cl = false, have_te = false, chunked_last = false, other_coding = false;
     uint64_t cl = 0;
-    for (size_t i = 0; i < h->header_count; i++) {
-        const struct dagi_http_header *hd = &h->headers[i];
+    for (size_t i = 0; i < header_count; i++) {
+        const struct dagi_http_header *hd = &hs[i];
         if (name_equals(hd->name, hd->name_len, "content-length")) {
             uint64_t v;
             if (dagi_http_parse_content_length(hd->value, hd->value_len, &v))
@@ -282,16 +390,47 @@ int dagi_http_body_framing(const struct dagi_http_request_head *h, struct dagi_h
     if (have_te) {
         /* RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing; §6.3: CL and
          * TE together is the classic smuggling setup - reject, never pick. */
-        if (h->minor_version == 0 || have_cl || !chunked_last)
+        if (minor_version == 0 || have_cl || !chunked_last)
             return DAGI_EPARSE;
         if (other_coding)
             return DAGI_EUNAVAIL;
         out->kind = DAGI_HTTP_BODY_CHUNKED;
         out->length = 0;
+        *have_cl_out = false;
         return DAGI_OK;
     }
     out->kind = have_cl && cl > 0 ? DAGI_HTTP_BODY_LENGTH : DAGI_HTTP_BODY_NONE;
     out->length = have_cl ? cl : 0;
+    *have_cl_out = have_cl;
+    return DAGI_OK;
+}
+
+int dagi_http_body_framing(const struct dagi_http_request_head *h, struct dagi_http_framing *out)
+{
+    bool have_cl;
+    return framing_of(h->headers, h->header_count, h->minor_version, out, &have_cl);
+}
+
+int dagi_http_response_framing(const struct dagi_http_response_head *h, bool head_request,
+                               struct dagi_http_framing *out)
+{
+    struct dagi_http_framing f;
+    bool have_cl;
+    int rc = framing_of(h->headers, h->header_count, h->minor_version, &f, &have_cl);
+    if (rc)
+        return rc;
+    /* RFC 9112 §6.3 items 1-2: these never have a body, whatever the
+     * headers say (a HEAD answer's Content-Length is the GET's).  Checked
+     * after the headers so faulty framing is refused either way. */
+    if (head_request || h->status < 200 || h->status == 204 || h->status == 304) {
+        out->kind = DAGI_HTTP_BODY_NONE;
+        out->length = 0;
+        return DAGI_OK;
+    }
+    /* item 8: neither header - the body runs until the server closes */
+    if (f.kind == DAGI_HTTP_BODY_NONE && !have_cl)
+        f.kind = DAGI_HTTP_BODY_UNTIL_CLOSE;
+    *out = f;
     return DAGI_OK;
 }
 

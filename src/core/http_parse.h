@@ -1,11 +1,12 @@
-/* Pure HTTP/1.1 parsing (RFC 9112): request heads, chunked bodies, body
- * framing, percent-decoding and query lookup.
+/* Pure HTTP/1.1 parsing (RFC 9112): request and response heads, chunked
+ * bodies, body framing, percent-decoding and query lookup.
  *
  * Every function here takes bytes and returns DAGI_OK / DAGI_ENEEDMORE /
  * DAGI_EPARSE (or DAGI_ETOOBIG over a cap); none touches a socket or
  * allocates.  Results are slices pointing into the caller's buffer, valid as
- * long as that buffer is.  The server (http_server.c) and the fuzz driver
- * (tests/fuzz/fuzz_http_parse.c) are the callers.
+ * long as that buffer is.  The server (http_server.c), the native HTTP client
+ * (http_client_native.c) and the fuzz drivers (tests/fuzz/fuzz_http_parse.c,
+ * fuzz_http_response.c) are the callers.
  *
  * Strictness is deliberate: anything two parsers could read differently
  * (bare CR, whitespace before a colon, obs-fold, CL with TE, conflicting CLs,
@@ -54,15 +55,37 @@ int dagi_http_parse_request(const char *buf, size_t len, struct dagi_http_reques
 const struct dagi_http_header *dagi_http_head_find(const struct dagi_http_request_head *h,
                                                    const char *name);
 
+struct dagi_http_response_head {
+    int minor_version;  /* HTTP/1.<minor> */
+    int status;         /* three digits, 100-999 */
+    const char *reason; /* may be empty; clients should not act on it */
+    size_t reason_len;
+    size_t header_count;
+    struct dagi_http_header headers[DAGI_HTTP_MAX_HEADERS];
+};
+
+/* Parses a status line and header section from the start of buf, with the
+ * returns, caps and header rules of dagi_http_parse_request (DAGI_EPARSE
+ * for a malformed head, DAGI_ETOOBIG over DAGI_HTTP_MAX_HEADERS).  Unlike a
+ * request, no empty lines may precede the status line; the reason phrase may
+ * be empty and its SP left out ("HTTP/1.1 204\r\n").  A 1xx head is parsed
+ * like any other: skipping interim responses is the caller's business. */
+int dagi_http_parse_response(const char *buf, size_t len, struct dagi_http_response_head *out,
+                             size_t *consumed);
+
+const struct dagi_http_header *dagi_http_response_find(const struct dagi_http_response_head *h,
+                                                       const char *name);
+
 /* True when the comma-separated header list `value` contains `token`
  * (case-insensitive), as in "Connection: keep-alive, Upgrade". */
 bool dagi_http_list_has_token(const char *value, size_t len, const char *token);
 
 /* --- body framing (RFC 9112 §6) --- */
 enum dagi_http_body_kind {
-    DAGI_HTTP_BODY_NONE,    /* no body */
-    DAGI_HTTP_BODY_LENGTH,  /* Content-Length bytes */
-    DAGI_HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+    DAGI_HTTP_BODY_NONE,        /* no body */
+    DAGI_HTTP_BODY_LENGTH,      /* Content-Length bytes */
+    DAGI_HTTP_BODY_CHUNKED,     /* Transfer-Encoding: chunked */
+    DAGI_HTTP_BODY_UNTIL_CLOSE, /* responses only: the body ends when the connection does */
 };
 
 struct dagi_http_framing {
@@ -80,6 +103,15 @@ struct dagi_http_framing {
  *   DAGI_EUNAVAIL answer 501: chunked is last but another (unknown) coding
  *                precedes it (we implement no content codings) */
 int dagi_http_body_framing(const struct dagi_http_request_head *h, struct dagi_http_framing *out);
+
+/* Decides how a response body is delimited (RFC 9112 §6.3), given whether
+ * it answers a HEAD request.  The header rules and errors are those of
+ * dagi_http_body_framing; then HEAD, 1xx, 204 and 304 have no body
+ * (DAGI_HTTP_BODY_NONE), and a response with neither Content-Length nor
+ * Transfer-Encoding runs until the connection closes
+ * (DAGI_HTTP_BODY_UNTIL_CLOSE). */
+int dagi_http_response_framing(const struct dagi_http_response_head *h, bool head_request,
+                               struct dagi_http_framing *out);
 
 /* --- chunked transfer decoding --- */
 struct dagi_http_chunked {

@@ -305,6 +305,144 @@ static void test_content_length(void **state)
     assert_int_equal(dagi_http_parse_content_length("", 0, &v), DAGI_EPARSE);
 }
 
+/* --- response heads --- */
+
+static int parse_resp(const char *s, struct dagi_http_response_head *h, size_t *used)
+{
+    return dagi_http_parse_response(s, strlen(s), h, used);
+}
+
+static void test_response_simple(void **state)
+{
+    struct dagi_http_response_head h;
+    size_t used = 0;
+    const char *r = "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nX-A:  v \r\n\r\nabc";
+    assert_int_equal(parse_resp(r, &h, &used), DAGI_OK);
+    assert_int_equal(used, strlen(r) - 3);
+    assert_int_equal(h.minor_version, 1);
+    assert_int_equal(h.status, 404);
+    assert_int_equal(h.reason_len, 9);
+    assert_memory_equal(h.reason, "Not Found", 9);
+    assert_int_equal(h.header_count, 2);
+    const struct dagi_http_header *x = dagi_http_response_find(&h, "x-a");
+    assert_non_null(x);
+    assert_int_equal(x->value_len, 1);
+    assert_null(dagi_http_response_find(&h, "missing"));
+
+    /* no reason, with or without its SP; LF-only lines; HTTP/1.0 */
+    assert_int_equal(parse_resp("HTTP/1.1 204\r\n\r\n", &h, &used), DAGI_OK);
+    assert_int_equal(h.status, 204);
+    assert_int_equal(h.reason_len, 0);
+    assert_int_equal(parse_resp("HTTP/1.1 200 \r\n\r\n", &h, &used), DAGI_OK);
+    assert_int_equal(parse_resp("HTTP/1.0 200 OK\nA: b\n\n", &h, &used), DAGI_OK);
+    assert_int_equal(h.minor_version, 0);
+    assert_int_equal(used, strlen("HTTP/1.0 200 OK\nA: b\n\n"));
+    assert_int_equal(parse_resp("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", &h, &used),
+                     DAGI_OK);
+    assert_int_equal(h.status, 100);
+    assert_int_equal(used, strlen("HTTP/1.1 100 Continue\r\n\r\n"));
+
+    /* every prefix of a head needs more */
+    const char *full = "HTTP/1.1 200 OK\r\nContent-Type: a\r\nB:\r\n\r\n";
+    for (size_t i = 0; i < strlen(full); i++)
+        assert_int_equal(dagi_http_parse_response(full, i, &h, &used), DAGI_ENEEDMORE);
+}
+
+static void test_response_rejections(void **state)
+{
+    static const char *const bad[] = {
+        "\r\nHTTP/1.1 200 OK\r\n\r\n",          /* no empty lines first */
+        "HTTP/2 200 OK\r\n\r\n",                /* not HTTP/1.x */
+        "HTTP/1.1  200 OK\r\n\r\n",             /* double space */
+        "HTTP/1.1 20 OK\r\n\r\n",               /* two digits */
+        "HTTP/1.1 2000 OK\r\n\r\n",             /* four */
+        "HTTP/1.1 099 Low\r\n\r\n",             /* below 100 */
+        "HTTP/1.1 2x0 OK\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\n\r\n",          /* control in the reason */
+        "HTTP/1.1 200 OK\rX\r\n\r\n",           /* bare CR */
+        "HTTP/1.1 200 OK\r\nA : b\r\n\r\n",     /* space before colon */
+        "HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", /* obs-fold */
+        "HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n: b\r\n\r\n",
+        "http/1.1 200 OK\r\n\r\n",
+        "SSH-2.0-OpenSSH\r\n\r\n",
+    };
+    struct dagi_http_response_head h;
+    size_t used;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_resp(bad[i], &h, &used);
+        if (rc != DAGI_EPARSE)
+            fail_msg("response case %zu accepted: %d", i, rc);
+    }
+    static const char nul[] = "HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n";
+    assert_int_equal(dagi_http_parse_response(nul, sizeof(nul) - 1, &h, &used), DAGI_EPARSE);
+    /* errors show before the head is complete */
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nBad Header", &h, &used), DAGI_EPARSE);
+
+    /* the header count cap */
+    char buf[8192];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i <= DAGI_HTTP_MAX_HEADERS; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "H%d: v\r\n", i);
+    snprintf(buf + n, sizeof(buf) - n, "\r\n");
+    assert_int_equal(parse_resp(buf, &h, &used), DAGI_ETOOBIG);
+}
+
+static int resp_framing(const char *r, bool head_request, struct dagi_http_framing *f)
+{
+    struct dagi_http_response_head h;
+    size_t used;
+    assert_int_equal(parse_resp(r, &h, &used), DAGI_OK);
+    return dagi_http_response_framing(&h, head_request, f);
+}
+
+static void test_response_framing(void **state)
+{
+    struct dagi_http_framing f;
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", false, &f),
+                     DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_LENGTH);
+    assert_int_equal(f.length, 7);
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, &f),
+                     DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_NONE);
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\n\r\n", false, &f), DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_UNTIL_CLOSE);
+    assert_int_equal(resp_framing("HTTP/1.0 200 OK\r\n\r\n", false, &f), DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_UNTIL_CLOSE);
+    assert_int_equal(
+        resp_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, &f), DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_CHUNKED);
+    /* no body, whatever the headers say */
+    static const char *const none[] = {
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_int_equal(resp_framing(none[i], false, &f), DAGI_OK);
+        assert_int_equal(f.kind, DAGI_HTTP_BODY_NONE);
+    }
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true, &f),
+                     DAGI_OK);
+    assert_int_equal(f.kind, DAGI_HTTP_BODY_NONE);
+    /* faulty framing is refused as in requests */
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (resp_framing(bad[i], false, &f) != DAGI_EPARSE)
+            fail_msg("response framing case %zu accepted", i);
+    assert_int_equal(
+        resp_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &f),
+        DAGI_EUNAVAIL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +452,8 @@ int main(void)
         cmocka_unit_test(test_list_tokens),      cmocka_unit_test(test_chunked_ok),
         cmocka_unit_test(test_chunked_bad),      cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_query),            cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_response_simple),  cmocka_unit_test(test_response_rejections),
+        cmocka_unit_test(test_response_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
