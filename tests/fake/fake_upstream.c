@@ -1922,6 +1922,14 @@ static int parse_listen(const char *spec, char *host, size_t host_size, unsigned
     return 0;
 }
 
+/* libevent listens with a backlog of 128: a burst of a thousand new
+ * connections (the stream benchmark) would overflow it and wait out the
+ * kernel's 1 s SYN retry.  listen() again only resizes the queue. */
+static void deepen_backlog(int fd)
+{
+    listen(fd, 4096);
+}
+
 int main(int argc, char **argv)
 {
     struct fake f = {0};
@@ -2004,6 +2012,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fake_upstream: cannot listen on %s: %s\n", listen, strerror(errno));
         goto out;
     }
+    deepen_backlog(evhttp_bound_socket_get_fd(bound));
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
