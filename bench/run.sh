@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks, run by hand (`make bench`); never part of `make test`.
 #   bench/run.sh            everything
-#   bench/run.sh http|agents|bus|js|outbox
+#   bench/run.sh http|agents|agents-nats|bus|js|outbox|gate
 # Each prints medians and the ratio to a baseline measured in the same run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,7 +19,13 @@ if [ "$what" = all ] || [ "$what" = agents ]; then
     run "agents: /v1/chat/completions against nginx proxying to the same fake upstream"
     /usr/bin/python3 bench/agents_bench.py --bin "$B/release/dagi" --fake "$B/release/fake_upstream"
 fi
-for b in bus js outbox; do
+if [ "$what" = all ] || [ "$what" = agents-nats ]; then
+    ninja -C "$B/release" fake_upstream >/dev/null
+    run "agents through nats-server: gateway, router and swapper as three processes"
+    /usr/bin/python3 bench/agents_bench.py --mode nats --bin "$B/release/dagi" \
+        --fake "$B/release/fake_upstream"
+fi
+for b in bus js outbox gate; do
     if [ "$what" = all ] || [ "$what" = "$b" ]; then
         if grep -q "'${b}_bench'" meson.build; then
             ninja -C "$B/release" "${b}_bench" >/dev/null
