@@ -238,10 +238,7 @@ static int refuse(struct dagi_gate *g, struct dagi_http_req *req,
     if (status == 401)
         dagi_http_set_header(req, "WWW-Authenticate", "Bearer");
     if (openai_shape(route)) {
-        const char *type = status == 429   ? "requests"
-                           : status == 401 ? "invalid_request_error"
-                           : status == 403 ? "invalid_request_error"
-                                           : "invalid_request_error";
+        const char *type = status == 429 ? "requests" : "invalid_request_error";
         const char *code = status == 429   ? "rate_limit_exceeded"
                            : status == 401 ? "invalid_api_key"
                                            : reason;

@@ -59,6 +59,7 @@ struct tg_job {
     struct dagi_tg_slice parts[MAX_PARTS];
     size_t nparts, sent;
     bool db_busy, stopping;
+    const char *result; /* what the ack counts once the store says done */
 };
 
 /* --- the job's life --- */
@@ -149,7 +150,7 @@ static void db_done(void *ud, int rc, const struct dagi_error *err)
         return;
     }
     if (done)
-        job_ack(j, "answered");
+        job_ack(j, j->result ? j->result : "answered");
     else if (seen == TG_DONE)
         job_ack(j, "duplicate");
     else
@@ -194,7 +195,7 @@ static void on_sent(void *ud, int err, const json_t *result,
         dagi_log_warn(j->trace_id, "telegram: the Bot API refused the answer", "agent",
                       j->agent_id, "error", message, "code",
                       api_err ? (api_err->error_code == 403 ? "403" : "4xx") : "-");
-        count(j, "send_refused");
+        j->result = "send_refused";
         db_step(j, true);
         return;
     }
@@ -290,7 +291,7 @@ static void on_answer(struct dagi_bus_call *call, int err, const void *data, siz
     const char *policy = json_string_value(json_object_get(j->answer, "policy"));
     json_t *response = json_object_get(j->answer, "response");
     if ((policy && strcmp(policy, "SILENT") == 0) || !json_string_length(response)) {
-        count(j, "silent");
+        j->result = "silent";
         db_step(j, true);
         return;
     }
