@@ -112,8 +112,11 @@ static json_t *build_body(const struct dagi_model_config *model,
         if (json_array_size(calls))
             json_object_set_new(m, "tool_calls", map_tool_calls(calls));
     }
-    body = json_pack("{s:s,s:O,s:b}", "model", dagi_provider_model_name(model), "messages",
-                     messages, "stream", 1);
+    /* keep_alive as the load's: without it every chat would shorten the
+     * model's stay to Ollama's 5-minute default while the swapper still
+     * counts it loaded. */
+    body = json_pack("{s:s,s:O,s:b,s:s}", "model", dagi_provider_model_name(model), "messages",
+                     messages, "stream", 1, "keep_alive", OLLAMA_KEEP_ALIVE);
     if (json_array_size(req->tools))
         json_object_set(body, "tools", (json_t *)req->tools);
     json_t *options = json_object();

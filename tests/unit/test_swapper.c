@@ -798,6 +798,8 @@ static void test_ollama_ndjson_usage_and_images(void **state)
     json_t *sent = json_loads(fake.last_body, 0, NULL);
     assert_non_null(sent);
     assert_true(json_is_true(json_object_get(sent, "stream")));
+    /* the load's keep_alive: a chat must not shorten the model's stay */
+    assert_string_equal(json_string_value(json_object_get(sent, "keep_alive")), "30m");
     json_t *user = json_array_get(json_object_get(sent, "messages"), 1);
     assert_string_equal(json_string_value(json_object_get(user, "content")), "what is this?");
     assert_string_equal(json_string_value(json_array_get(json_object_get(user, "images"), 0)),
