@@ -235,6 +235,16 @@ static void on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, v
         json_decref(body);
         return;
     }
+    /* A model whose capabilities are listed without "chat" (an embedding
+     * model) would be loaded for nothing and fail upstream. */
+    if (m->cfg.capabilities.count && !dagi_provider_model_can(&m->cfg, "chat")) {
+        dagi_metric_inc(sw->requests_total, (const char *[]){m->cfg.id, "invalid"});
+        dagi_bus_reply_error(req, DAGI_EINVAL,
+                             "model %s does not chat (its capabilities do not list \"chat\")",
+                             m->cfg.id);
+        json_decref(body);
+        return;
+    }
     struct dagi_swapper_infer *in = dagi_xcalloc(1, sizeof(*in));
     in->sw = sw;
     in->req = req;

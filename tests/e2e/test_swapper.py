@@ -279,3 +279,15 @@ def test_embed_verb_on_the_bus(ctx):
     body["data"] = {"model": "builtin"}
     r = n.post("/v1/test/bus/request", body, headers=n.auth(), timeout=60).json()
     assert not r["ok"] and r["error"] == "invalid", r
+
+
+def test_an_embedding_model_does_not_chat(ctx):
+    n = ctx.node(config="""
+swapper:
+  models:
+    - {id: embed-only, provider: openai, base_url: 'http://127.0.0.1:9/v1', capabilities: [embeddings]}
+""")
+    body = {"subject": "dagi.swapper.infer", "timeout_ms": 20000,
+            "data": {"model": "embed-only", "messages": [{"role": "user", "content": "hi"}]}}
+    r = n.post("/v1/test/bus/request", body, headers=n.auth(), timeout=60).json()
+    assert not r["ok"] and r["error"] == "invalid" and "does not chat" in r["message"], r
