@@ -4,7 +4,7 @@
  *
  *   per-IP bucket -> API key from the key cache (keyed BLAKE2b of the key,
  *   constant-time compare) -> per-key and per-user buckets -> parse the body
- *   -> validate it against the route's rules.
+ *   -> validate it against the infer route's own rules (dagi_gateway_infer_body).
  *
  * Three auth.rate_limits rules (ip, key, user) with limits no request
  * reaches.  Each request is timed alone (clock_gettime around it); p50, p99
@@ -25,6 +25,7 @@
 #include "access/ratelimit.h"
 #include "core/arena.h"
 #include "core/config.h"
+#include "gateway/gateway.h"
 #include "node/dagi_config.h"
 #include "node/gate.h"
 #include "store/db.h"
@@ -48,16 +49,6 @@ static double pct(int64_t *v, size_t n, double p)
     size_t i = (size_t)(p * (double)(n - 1) + 0.5);
     return (double)v[i] / 1000.0;
 }
-
-static const struct dagi_body_field fields[] = {
-    {"message", DAGI_BODY_STRING, false, 64 * 1024}, {"prompt", DAGI_BODY_STRING, false, 64 * 1024},
-    {"user_id", DAGI_BODY_ANY, false, 256},          {"chat", DAGI_BODY_OBJECT, false, 8},
-    {"sender", DAGI_BODY_OBJECT, false, 4},          {"images", DAGI_BODY_ARRAY, false, 8},
-    {"history", DAGI_BODY_ARRAY, false, 1000},       {"mode", DAGI_BODY_STRING, false, 32},
-    {"stream", DAGI_BODY_BOOL, false, 0},            {"max_tokens", DAGI_BODY_INT, false, 0},
-    {"temperature", DAGI_BODY_NUMBER, false, 0},     {"system_prompt", DAGI_BODY_STRING, false, 32768},
-};
-static const struct dagi_body_rules rules = {fields, sizeof(fields) / sizeof(fields[0]), true};
 
 static double median(double *v, size_t n)
 {
@@ -163,7 +154,7 @@ int main(int argc, char **argv)
             json_t *doc = json_loadb(body, (size_t)blen, JSON_REJECT_DUPLICATES, NULL);
             int64_t c = now_ns();
             struct dagi_body_problem prob;
-            rc |= dagi_body_validate(doc, &rules, &prob);
+            rc |= dagi_body_validate(doc, &dagi_gateway_infer_body, &prob);
             int64_t d = now_ns();
             json_decref(doc);
             if (rc || wait) {

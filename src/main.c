@@ -293,18 +293,9 @@ static int cmd_dlq(int argc, char **argv)
     }
 
     struct dagi_config_snapshot *snap = NULL;
-    if (!data_dir) {
-        struct dagi_cfg_errors errs;
-        dagi_cfg_errors_init(&errs);
-        struct dagi_config_overrides ov = {.envp = environ};
-        if (dagi_config_snapshot_load(config && *config ? config : NULL, &ov, &snap, &errs)) {
-            fputs(dagi_buf_str(&errs.text), stderr);
-            dagi_cfg_errors_release(&errs);
-            return EXIT_USAGE;
-        }
-        dagi_cfg_errors_release(&errs);
-        data_dir = snap->cfg->node.data_dir;
-    }
+    data_dir = dagi_admin_data_dir(data_dir, config, &snap);
+    if (!data_dir)
+        return EXIT_USAGE;
     char path[128];
     const char *method = "GET";
     if (strcmp(verb, "list") == 0)

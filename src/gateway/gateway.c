@@ -476,9 +476,9 @@ static const struct dagi_body_field infer_fields[] = {
     {"temperature", DAGI_BODY_NUMBER, false, 0},
     {"system_prompt", DAGI_BODY_STRING, false, 32 * 1024},
 };
-static const struct dagi_body_rules infer_body = {infer_fields, DAGI_ARRAY_LEN(infer_fields),
-                                                  true};
-static const struct dagi_gate_rules infer_rules = {.body = &infer_body};
+const struct dagi_body_rules dagi_gateway_infer_body = {infer_fields,
+                                                       DAGI_ARRAY_LEN(infer_fields), true};
+static const struct dagi_gate_rules infer_rules = {.body = &dagi_gateway_infer_body};
 /* The original's /route: its clients send more than it reads, so unknown
  * fields are ignored, as the original did. */
 static const struct dagi_body_field route_fields[] = {

@@ -1,6 +1,8 @@
 #include "admin_client.h"
 
 #include "core/buf.h"
+#include "core/config.h"
+#include "node/dagi_config.h"
 #include "core/mem.h"
 
 #include <curl/curl.h>
@@ -104,4 +106,22 @@ out:
     free(addr);
     free(url);
     return rc;
+}
+
+extern char **environ;
+
+const char *dagi_admin_data_dir(const char *data_dir, const char *config,
+                                struct dagi_config_snapshot **snap)
+{
+    *snap = NULL;
+    if (data_dir)
+        return data_dir;
+    struct dagi_cfg_errors errs;
+    dagi_cfg_errors_init(&errs);
+    struct dagi_config_overrides ov = {.envp = environ};
+    int rc = dagi_config_snapshot_load(config && *config ? config : NULL, &ov, snap, &errs);
+    if (rc)
+        fputs(dagi_buf_str(&errs.text), stderr);
+    dagi_cfg_errors_release(&errs);
+    return rc ? NULL : (*snap)->cfg->node.data_dir;
 }

@@ -12,4 +12,12 @@
 int dagi_admin_call(const char *data_dir, const char *method, const char *path,
                     const char *json_body, long *status, char **body, struct dagi_error *err);
 
+/* The data dir a CLI command talks to: `data_dir` when given, else the one
+ * the configuration (`config`, else the defaults and DAGI_* variables)
+ * names, held by *snap (release it with dagi_config_snapshot_unref; NULL
+ * when not needed).  NULL after printing the configuration's errors. */
+struct dagi_config_snapshot;
+const char *dagi_admin_data_dir(const char *data_dir, const char *config,
+                                struct dagi_config_snapshot **snap);
+
 #endif

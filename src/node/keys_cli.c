@@ -9,12 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/buf.h"
-#include "core/config.h"
 #include "node/admin_client.h"
 #include "node/dagi_config.h"
-
-extern char **environ;
 
 enum { EXIT_USAGE = 2 };
 
@@ -179,18 +175,9 @@ static int keys_call(const char *verb, const char *data_dir, const char *config,
                      const char *method, const char *path, const char *json_body, char **body)
 {
     struct dagi_config_snapshot *snap = NULL;
-    if (!data_dir) {
-        struct dagi_cfg_errors errs;
-        dagi_cfg_errors_init(&errs);
-        struct dagi_config_overrides ov = {.envp = environ};
-        if (dagi_config_snapshot_load(config && *config ? config : NULL, &ov, &snap, &errs)) {
-            fputs(dagi_buf_str(&errs.text), stderr);
-            dagi_cfg_errors_release(&errs);
-            return EXIT_USAGE;
-        }
-        dagi_cfg_errors_release(&errs);
-        data_dir = snap->cfg->node.data_dir;
-    }
+    data_dir = dagi_admin_data_dir(data_dir, config, &snap);
+    if (!data_dir)
+        return EXIT_USAGE;
     long status = 0;
     struct dagi_error err = {0};
     int rc = dagi_admin_call(data_dir, method, path, json_body, &status, body, &err);

@@ -34,22 +34,31 @@ void dagi_router_snap_unref(struct dagi_router_snap *s)
     free(s);
 }
 
+/* The model ids a registry or rule may name: swapper.models[].id and
+ * builtin.  The caller frees the array (not the strings). */
+static const char **known_models(const struct dagi_config *c, size_t *n)
+{
+    size_t count = c->swapper.models.count;
+    const char **known = dagi_xcalloc(count + 1, sizeof(*known));
+    const struct dagi_model_config *models = c->swapper.models.items;
+    for (size_t i = 0; i < count; i++)
+        known[i] = models[i].id;
+    known[count] = "builtin";
+    *n = count + 1;
+    return known;
+}
+
 int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry **out,
                               struct dagi_error *err)
 {
     *out = NULL;
     if (!c->router.registry)
         return DAGI_OK;
-    size_t n = c->swapper.models.count;
-    const char **known = dagi_xcalloc(n + 1, sizeof(*known));
-    const struct dagi_model_config *models = c->swapper.models.items;
-    for (size_t i = 0; i < n; i++)
-        known[i] = models[i].id;
-    known[n] = "builtin";
+    size_t n;
+    const char **known = known_models(c, &n);
     struct dagi_cfg_errors errs;
     dagi_cfg_errors_init(&errs);
-    int rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n + 1, out,
-                                &errs);
+    int rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n, out, &errs);
     if (rc)
         dagi_error_set(err, rc, "cannot load the agent registry %s: %s", c->router.registry,
                        dagi_buf_str(&errs.text));
@@ -60,52 +69,46 @@ int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry 
 
 /* Loads the registry and the routing rules named by the configuration,
  * checking every model id against swapper.models (+ builtin).  On failure
- * err carries the loaders' messages, which name file:line. */
+ * err carries the loaders' messages, which name file:line.  No registry
+ * configured: a router with no agents (every agent is not_found);
+ * config/dagi.yml names the shipped one. */
 static int snap_load(const struct dagi_config *c, struct dagi_router_snap **out,
                      struct dagi_error *err)
 {
-    size_t n = c->swapper.models.count;
-    const char **known = dagi_xcalloc(n + 1, sizeof(*known));
-    const struct dagi_model_config *models = c->swapper.models.items;
-    for (size_t i = 0; i < n; i++)
-        known[i] = models[i].id;
-    known[n] = "builtin";
-
-    struct dagi_cfg_errors errs;
-    dagi_cfg_errors_init(&errs);
     struct dagi_router_snap *s = dagi_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    /* No registry configured: a router with no agents (every agent is
-     * not_found).  config/dagi.yml names the shipped one. */
-    int rc = c->router.registry ? dagi_registry_load(c->router.registry, c->router.prompts_dir,
-                                                     known, n + 1, &s->reg, &errs)
-                                : DAGI_OK;
+    int rc = dagi_router_registry_load(c, &s->reg, err);
     if (rc) {
-        dagi_error_set(err, rc, "router: cannot load the agent registry %s: %s",
-                       c->router.registry, dagi_buf_str(&errs.text));
-        goto out;
+        char why[sizeof(err->message)];
+        snprintf(why, sizeof(why), "%s", err->message);
+        dagi_error_set(err, rc, "router: %s", why);
+        dagi_router_snap_unref(s);
+        return rc;
     }
     if (c->router.routing) {
+        size_t n;
+        const char **known = known_models(c, &n);
+        struct dagi_cfg_errors errs;
+        dagi_cfg_errors_init(&errs);
         s->arena = dagi_arena_new(0);
         rc = dagi_rules_load_file(c->router.routing, s->arena, &s->rules, &errs);
         if (!rc) {
             char where[4200];
             snprintf(where, sizeof(where), "%s: rules", c->router.routing);
-            rc = dagi_rules_check_models(s->rules, where, known, n + 1, &errs);
+            rc = dagi_rules_check_models(s->rules, where, known, n, &errs);
         }
-        if (rc) {
+        if (rc)
             dagi_error_set(err, rc, "router: cannot load the routing rules %s: %s",
                            c->router.routing, dagi_buf_str(&errs.text));
-            goto out;
+        dagi_cfg_errors_release(&errs);
+        free(known);
+        if (rc) {
+            dagi_router_snap_unref(s);
+            return rc;
         }
     }
     *out = s;
-    s = NULL;
-out:
-    dagi_router_snap_unref(s);
-    dagi_cfg_errors_release(&errs);
-    free(known);
-    return rc;
+    return DAGI_OK;
 }
 
 static void on_agents(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud)

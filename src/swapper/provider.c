@@ -376,6 +376,38 @@ static void arm(struct dagi_provider_call *c, struct event **ev, unsigned ms, ev
     evtimer_add(*ev, &tv);
 }
 
+int dagi_provider_feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
+{
+    if (dagi_buf_append(&c->line, data, len))
+        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %zu bytes",
+                                       c->line.cap);
+    return 0;
+}
+
+int dagi_provider_call_post(struct dagi_provider_call *c, const struct dagi_model_config *model,
+                            const char *default_base, const char *path, json_t *body,
+                            const char *accept, struct dagi_provider_call **out,
+                            struct dagi_error *err)
+{
+    c->body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    c->body_len = strlen(c->body);
+    c->url = dagi_provider_url(model, default_base, path);
+    c->headers = dagi_xcalloc(4, sizeof(char *));
+    size_t h = 0;
+    c->headers[h++] = dagi_xstrdup("Content-Type: application/json");
+    if (accept)
+        c->headers[h++] = dagi_xasprintf("Accept: %s", accept);
+    c->headers[h] = dagi_provider_auth_header(model); /* NULL ends the list when none */
+    int rc = dagi_provider_call_start(c, err);
+    if (rc) {
+        dagi_provider_call_free(c);
+        return rc;
+    }
+    *out = c;
+    return DAGI_OK;
+}
+
 int dagi_provider_call_start(struct dagi_provider_call *c, struct dagi_error *err)
 {
     if (!c->env.http)

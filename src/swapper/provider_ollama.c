@@ -218,21 +218,10 @@ static int ollama_chat(const struct dagi_provider_env *env, const struct dagi_mo
     if (!body)
         return err ? err->code : DAGI_EINVAL;
     struct dagi_provider_call *c = dagi_provider_call_new(env, cb);
-    c->body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    c->body_len = strlen(c->body);
-    c->url = dagi_provider_url(model, OLLAMA_DEFAULT_BASE, "/api/chat");
-    c->headers = dagi_xcalloc(3, sizeof(char *));
-    c->headers[0] = dagi_xstrdup("Content-Type: application/json");
-    c->headers[1] = dagi_provider_auth_header(model); /* a proxy in front may want one */
     c->feed = feed;
-    int rc = dagi_provider_call_start(c, err);
-    if (rc) {
-        dagi_provider_call_free(c);
-        return rc;
-    }
-    *out = c;
-    return DAGI_OK;
+    /* the model's key too: a proxy in front may want one */
+    return dagi_provider_call_post(c, model, OLLAMA_DEFAULT_BASE, "/api/chat", body, NULL, out,
+                                   err);
 }
 
 static void ollama_cancel(struct dagi_provider_call *call)
@@ -265,14 +254,6 @@ out:
     return rc;
 }
 
-static int feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
-{
-    if (dagi_buf_append(&c->line, data, len))
-        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %zu bytes",
-                                       c->line.cap);
-    return 0;
-}
-
 static int ollama_embed(const struct dagi_provider_env *env, const struct dagi_model_config *model,
                         const struct dagi_embed_request *req, const struct dagi_embed_callbacks *cb,
                         struct dagi_provider_call **out, struct dagi_error *err)
@@ -287,22 +268,10 @@ static int ollama_embed(const struct dagi_provider_env *env, const struct dagi_m
     if (req->dimensions > 0)
         json_object_set_new(body, "dimensions", json_integer(req->dimensions));
     struct dagi_provider_call *c = dagi_provider_call_new_embed(env, cb, req);
-    c->body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    c->body_len = strlen(c->body);
-    c->url = dagi_provider_url(model, OLLAMA_DEFAULT_BASE, "/api/embed");
-    c->headers = dagi_xcalloc(3, sizeof(char *));
-    c->headers[0] = dagi_xstrdup("Content-Type: application/json");
-    c->headers[1] = dagi_provider_auth_header(model);
-    c->feed = feed_whole;
+    c->feed = dagi_provider_feed_whole;
     c->complete = complete_embeddings;
-    int rc = dagi_provider_call_start(c, err);
-    if (rc) {
-        dagi_provider_call_free(c);
-        return rc;
-    }
-    *out = c;
-    return DAGI_OK;
+    return dagi_provider_call_post(c, model, OLLAMA_DEFAULT_BASE, "/api/embed", body, NULL, out,
+                                   err);
 }
 
 /* --- load and unload: an empty chat (or embed) with keep_alive --- */

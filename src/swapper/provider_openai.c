@@ -131,7 +131,7 @@ static int on_event(const struct dagi_sse_event *ev, void *ud)
     return rc ? rc : c->dead ? 1 : 0;
 }
 
-/* The whole answer, collected by feed_whole. */
+/* The whole answer, collected by dagi_provider_feed_whole. */
 static int complete_whole(struct dagi_provider_call *c)
 {
     json_error_t jerr;
@@ -172,14 +172,6 @@ out:
     return rc;
 }
 
-static int feed_whole(struct dagi_provider_call *c, const char *data, size_t len)
-{
-    if (dagi_buf_append(&c->line, data, len))
-        return dagi_provider_call_fail(c, DAGI_ETOOBIG, "upstream answer over %zu bytes",
-                                       c->line.cap);
-    return 0;
-}
-
 static int feed(struct dagi_provider_call *c, const char *data, size_t len)
 {
     int rc = dagi_sse_feed(&c->sse, data, len, on_event, c);
@@ -216,28 +208,12 @@ static int openai_chat(const struct dagi_provider_env *env, const struct dagi_mo
     if (!json_is_array(req->messages))
         return dagi_error_set(err, DAGI_EINVAL, "messages must be an array");
     struct dagi_provider_call *c = dagi_provider_call_new(env, cb);
-    json_t *body = build_body(model, req);
-    c->body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    c->body_len = strlen(c->body);
-    c->url = dagi_provider_url(model, OPENAI_DEFAULT_BASE, "/chat/completions");
-    c->headers = dagi_xcalloc(4, sizeof(char *));
-    size_t h = 0;
-    c->headers[h++] = dagi_xstrdup("Content-Type: application/json");
-    c->headers[h++] =
-        dagi_xstrdup(req->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    char *auth = dagi_provider_auth_header(model);
-    if (auth)
-        c->headers[h++] = auth;
-    c->feed = req->stream ? feed : feed_whole;
+    c->feed = req->stream ? feed : dagi_provider_feed_whole;
     c->complete = req->stream ? NULL : complete_whole;
-    int rc = dagi_provider_call_start(c, err);
-    if (rc) {
-        dagi_provider_call_free(c);
-        return rc;
-    }
-    *out = c;
-    return DAGI_OK;
+    return dagi_provider_call_post(c, model, OPENAI_DEFAULT_BASE, "/chat/completions",
+                                   build_body(model, req),
+                                   req->stream ? "text/event-stream" : "application/json", out,
+                                   err);
 }
 
 /* --- embeddings --- */
@@ -299,23 +275,10 @@ static int openai_embed(const struct dagi_provider_env *env, const struct dagi_m
     if (req->dimensions > 0)
         json_object_set_new(body, "dimensions", json_integer(req->dimensions));
     struct dagi_provider_call *c = dagi_provider_call_new_embed(env, cb, req);
-    c->body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    c->body_len = strlen(c->body);
-    c->url = dagi_provider_url(model, OPENAI_DEFAULT_BASE, "/embeddings");
-    c->headers = dagi_xcalloc(4, sizeof(char *));
-    c->headers[0] = dagi_xstrdup("Content-Type: application/json");
-    c->headers[1] = dagi_xstrdup("Accept: application/json");
-    c->headers[2] = dagi_provider_auth_header(model);
-    c->feed = feed_whole;
+    c->feed = dagi_provider_feed_whole;
     c->complete = complete_embeddings;
-    int rc = dagi_provider_call_start(c, err);
-    if (rc) {
-        dagi_provider_call_free(c);
-        return rc;
-    }
-    *out = c;
-    return DAGI_OK;
+    return dagi_provider_call_post(c, model, OPENAI_DEFAULT_BASE, "/embeddings", body,
+                                   "application/json", out, err);
 }
 
 static void openai_cancel(struct dagi_provider_call *call)

@@ -98,6 +98,16 @@ int dagi_provider_call_set_embeddings(struct dagi_provider_call *c, json_t *list
 /* Starts the HTTP request and the first-token and total timers; on error
  * nothing was called back and the caller frees the call. */
 int dagi_provider_call_start(struct dagi_provider_call *c, struct dagi_error *err);
+/* What every network provider does with a prepared call (feed and complete
+ * set): POST `body` (taken) as JSON to <base_url or default_base><path>
+ * with Accept (NULL = none) and the model's key, and start it.  On success
+ * *out is the call; on error the call is freed and nothing was called back. */
+int dagi_provider_call_post(struct dagi_provider_call *c, const struct dagi_model_config *model,
+                            const char *default_base, const char *path, json_t *body,
+                            const char *accept, struct dagi_provider_call **out,
+                            struct dagi_error *err);
+/* A feed for whole answers: collects the body in `line` for `complete`. */
+int dagi_provider_feed_whole(struct dagi_provider_call *c, const char *data, size_t len);
 /* Frees a call that was never started (chat() failing before start). */
 void dagi_provider_call_free(struct dagi_provider_call *c);
 void dagi_provider_call_cancel(struct dagi_provider_call *c);

@@ -145,7 +145,8 @@ static void on_http_done(struct dagi_http_call *http, const struct dagi_http_res
     char message[512];
     if (resp->err) {
         snprintf(message, sizeof(message), "%s: %s", call->method,
-                 resp->err == DAGI_ETOOBIG ? "the response is too large" : dagi_strerror(resp->err));
+                 resp->err == DAGI_ETOOBIG ? "the response is too large"
+                                           : dagi_strerror(resp->err));
         if (resp->err == DAGI_ETOOBIG)
             finish(call, DAGI_ETOOBIG, NULL, NULL, NULL, 0, message);
         else
@@ -230,6 +231,19 @@ static struct dagi_tg_call *call_new(struct dagi_tg_client *c, const char *metho
     return call;
 }
 
+/* The URL is built (url_rc): start the first try, or drop the call. */
+static int launch(struct dagi_tg_call *call, int url_rc, struct dagi_tg_call **out)
+{
+    int rc = url_rc ? url_rc : start_try(call);
+    if (rc) {
+        call_free(call);
+        return rc;
+    }
+    if (out)
+        *out = call;
+    return DAGI_OK;
+}
+
 int dagi_tg_call(struct dagi_tg_client *c, const char *token, const char *method, json_t *body,
                  dagi_tg_done_fn done, void *ud, struct dagi_tg_call **out)
 {
@@ -242,16 +256,9 @@ int dagi_tg_call(struct dagi_tg_client *c, const char *token, const char *method
     call->body = text;
     call->body_len = strlen(text);
     call->max_bytes = DAGI_TG_API_MAX_RESPONSE_BYTES;
-    int rc = dagi_tg_method_url(call->url, sizeof(call->url), c->api_base, token, method);
-    if (!rc)
-        rc = start_try(call);
-    if (rc) {
-        call_free(call);
-        return rc;
-    }
-    if (out)
-        *out = call;
-    return DAGI_OK;
+    return launch(call,
+                  dagi_tg_method_url(call->url, sizeof(call->url), c->api_base, token, method),
+                  out);
 }
 
 int dagi_tg_download(struct dagi_tg_client *c, const char *token, const char *file_path,
@@ -262,14 +269,7 @@ int dagi_tg_download(struct dagi_tg_client *c, const char *token, const char *fi
     struct dagi_tg_call *call = call_new(c, "file download", ud);
     call->file_done = done;
     call->max_bytes = max_bytes;
-    int rc = dagi_tg_file_url(call->url, sizeof(call->url), c->api_base, token, file_path);
-    if (!rc)
-        rc = start_try(call);
-    if (rc) {
-        call_free(call);
-        return rc;
-    }
-    if (out)
-        *out = call;
-    return DAGI_OK;
+    return launch(call,
+                  dagi_tg_file_url(call->url, sizeof(call->url), c->api_base, token, file_path),
+                  out);
 }
