@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """Compiles src/store/migrations/*.sql into a C table (struct dagi_migration).
 
+usage: embed_migrations.py OUT.c FILE.sql...  (meson passes the files listed
+in src/store/migrations/meson.build, so a build depends on exactly them; a
+.sql file in that folder that is not listed is an error).
+
 NNNN_name.sql is for both engines; NNNN_name.sqlite.sql and
 NNNN_name.postgres.sql are dialect variants.  Versions must be unique and
 ascending without gaps in meaning (a number may be skipped)."""
@@ -8,20 +12,26 @@ import os
 import re
 import sys
 
-src, out = sys.argv[1], sys.argv[2]
+if len(sys.argv) < 3:
+    sys.exit(__doc__)
+out, paths = sys.argv[1], sys.argv[2:]
 pat = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(sqlite|postgres))?\.sql$")
 found = {}
+listed = {os.path.basename(p) for p in paths}
+src = os.path.dirname(os.path.abspath(paths[0]))
 for name in sorted(os.listdir(src)):
+    if name.endswith(".sql") and name not in listed:
+        sys.exit(f"{src}/{name}: not listed in {src}/meson.build")
+for path in sorted(paths, key=os.path.basename):
+    name = os.path.basename(path)
     m = pat.match(name)
     if not m:
-        if name.endswith(".sql"):
-            sys.exit(f"{name}: migration files are NNNN_name[.sqlite|.postgres].sql")
-        continue
+        sys.exit(f"{name}: migration files are NNNN_name[.sqlite|.postgres].sql")
     version, base, dialect = int(m.group(1)), f"{m.group(1)}_{m.group(2)}", m.group(3) or "all"
     entry = found.setdefault(version, {"name": base})
     if entry["name"] != base:
         sys.exit(f"{name}: version {version} already used by {entry['name']}")
-    with open(os.path.join(src, name), encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         entry[dialect] = f.read()
 
 

@@ -547,3 +547,15 @@ void dagi_config_snapshot_unref(struct dagi_config_snapshot *s)
     free(s->path);
     free(s);
 }
+
+const char **dagi_config_model_ids(const struct dagi_config *c, size_t *n)
+{
+    size_t count = c->swapper.models.count;
+    const char **known = dagi_xcalloc(count + 2, sizeof(*known));
+    const struct dagi_model_config *models = c->swapper.models.items;
+    for (size_t i = 0; i < count; i++)
+        known[i] = models[i].id;
+    known[count] = "builtin";
+    *n = count + 1;
+    return known;
+}

@@ -193,6 +193,11 @@ struct dagi_config_snapshot {
  * Returns 0, or DAGI_EINVAL / DAGI_EPARSE / DAGI_EIO with errs filled. */
 int dagi_config_snapshot_load(const char *path, const struct dagi_config_overrides *ov,
                               struct dagi_config_snapshot **out, struct dagi_cfg_errors *errs);
+/* The model ids a registry or routing rule may name: swapper.models[].id
+ * and builtin.  Returns a NULL-terminated array (count in *n) the caller
+ * frees; the strings are borrowed from c. */
+const char **dagi_config_model_ids(const struct dagi_config *c, size_t *n);
+
 struct dagi_config_snapshot *dagi_config_snapshot_ref(struct dagi_config_snapshot *s);
 void dagi_config_snapshot_unref(struct dagi_config_snapshot *s);
 

@@ -34,39 +34,6 @@ void dagi_router_snap_unref(struct dagi_router_snap *s)
     free(s);
 }
 
-/* The model ids a registry or rule may name: swapper.models[].id and
- * builtin.  The caller frees the array (not the strings). */
-static const char **known_models(const struct dagi_config *c, size_t *n)
-{
-    size_t count = c->swapper.models.count;
-    const char **known = dagi_xcalloc(count + 1, sizeof(*known));
-    const struct dagi_model_config *models = c->swapper.models.items;
-    for (size_t i = 0; i < count; i++)
-        known[i] = models[i].id;
-    known[count] = "builtin";
-    *n = count + 1;
-    return known;
-}
-
-int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry **out,
-                              struct dagi_error *err)
-{
-    *out = NULL;
-    if (!c->router.registry)
-        return DAGI_OK;
-    size_t n;
-    const char **known = known_models(c, &n);
-    struct dagi_cfg_errors errs;
-    dagi_cfg_errors_init(&errs);
-    int rc = dagi_registry_load(c->router.registry, c->router.prompts_dir, known, n, out, &errs);
-    if (rc)
-        dagi_error_set(err, rc, "cannot load the agent registry %s: %s", c->router.registry,
-                       dagi_buf_str(&errs.text));
-    dagi_cfg_errors_release(&errs);
-    free(known);
-    return rc;
-}
-
 /* Loads the registry and the routing rules named by the configuration,
  * checking every model id against swapper.models (+ builtin).  On failure
  * err carries the loaders' messages, which name file:line.  No registry
@@ -77,7 +44,7 @@ static int snap_load(const struct dagi_config *c, struct dagi_router_snap **out,
 {
     struct dagi_router_snap *s = dagi_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    int rc = dagi_router_registry_load(c, &s->reg, err);
+    int rc = dagi_registry_load_config(c, &s->reg, err);
     if (rc) {
         char why[sizeof(err->message)];
         snprintf(why, sizeof(why), "%s", err->message);
@@ -87,7 +54,7 @@ static int snap_load(const struct dagi_config *c, struct dagi_router_snap **out,
     }
     if (c->router.routing) {
         size_t n;
-        const char **known = known_models(c, &n);
+        const char **known = dagi_config_model_ids(c, &n);
         struct dagi_cfg_errors errs;
         dagi_cfg_errors_init(&errs);
         s->arena = dagi_arena_new(0);

@@ -31,12 +31,4 @@
 
 extern const struct dagi_role dagi_role_router;
 
-struct dagi_registry;
-/* The registry the configuration names (router.registry, prompts_dir),
- * its model ids checked against swapper.models and builtin.  *out is NULL
- * (and 0 returned) when no registry is configured.  For the roles and
- * commands that read agents besides the router (telegram). */
-int dagi_router_registry_load(const struct dagi_config *c, struct dagi_registry **out,
-                              struct dagi_error *err);
-
 #endif

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "policy/behavior.h"
-#include "router/registry.h"
+#include "agents/registry.h"
 #include "router/router.h"
 
 struct dagi_bus_req;

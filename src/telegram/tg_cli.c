@@ -12,8 +12,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "node/dagi_config.h"
-#include "router/registry.h"
-#include "router/router.h"
+#include "agents/registry.h"
 #include "telegram/telegram.h"
 #include "telegram/tg_api.h"
 
@@ -104,7 +103,7 @@ static int find_bot(const char *config, const char *agent_id, struct bot *b)
         return EXIT_USAGE;
     }
     struct dagi_error err = {0};
-    rc = dagi_router_registry_load(c, &b->reg, &err);
+    rc = dagi_registry_load_config(c, &b->reg, &err);
     if (rc) {
         fprintf(stderr, "dagi telegram: %s\n", err.message);
         dagi_cfg_errors_release(&errs);

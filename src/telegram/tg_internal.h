@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "router/registry.h"
+#include "agents/registry.h"
 #include "telegram/tg_client.h"
 
 struct dagi_node;

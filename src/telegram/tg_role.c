@@ -26,7 +26,6 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "node/node.h"
-#include "router/router.h"
 #include "telegram/tg_internal.h"
 
 struct tg_snap *tg_snap_ref(struct tg_snap *s)
@@ -66,7 +65,7 @@ static int snap_load(const struct dagi_config *c, struct tg_snap **out, struct d
 {
     struct tg_snap *s = dagi_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    int rc = dagi_router_registry_load(c, &s->reg, err);
+    int rc = dagi_registry_load_config(c, &s->reg, err);
     if (rc) {
         tg_snap_unref(s);
         return rc;

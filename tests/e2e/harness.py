@@ -39,6 +39,43 @@ def wait_until(pred, timeout, what, interval=0.02):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def free_port():
+    """A loopback port nobody listens on right now (it may be taken before the
+    caller binds it: callers that cannot pass port 0 retry)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def read_json_file(path):
+    """The JSON document another process writes to `path`, or None while it is
+    missing or still half-written (nats-server writes its ports file in place,
+    not through a rename): the caller polls again, as the product's own
+    reader does (src/bus/natsd_files.c)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def read_text_file(path, complete=lambda text: bool(text)):
+    """The text of a file another process writes, or None while it is missing
+    or not complete yet (by default: empty)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    return text if complete(text) else None
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -95,11 +132,9 @@ class Node:
     def _read_addr(self, path):
         if self.proc.poll() is not None:
             raise AssertionError(f"dagi exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}")
-        if os.path.exists(path):
-            with open(path) as f:
-                text = f.read().strip()
-            return text.split("://", 1)[-1] or None
-        return None
+        # dagi writes http.addr through a rename; a line ends complete.
+        text = read_text_file(path, lambda t: t.endswith("\n"))
+        return text.strip().split("://", 1)[-1] or None if text else None
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -268,8 +303,9 @@ class NatsServer:
             raise AssertionError("nats-server exited")
         for name in os.listdir(self.tmp):
             if name.endswith(".ports"):
-                with open(os.path.join(self.tmp, name)) as f:
-                    return json.load(f)["nats"][0]
+                doc = read_json_file(os.path.join(self.tmp, name))
+                urls = (doc or {}).get("nats") or []
+                return urls[0] if urls else None
         return None
 
     def stop(self):
@@ -416,15 +452,19 @@ class PgServer:
         subprocess.run(as_pg + [f"{self.BIN}/initdb", "-D", self.data, "-A", "trust", "-U",
                                 "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
                        check=True, capture_output=True)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.tmp} -c fsync=off "
-                "-c track_commit_timestamp=on -c max_connections=100")
-        subprocess.run(as_pg + [f"{self.BIN}/pg_ctl", "-D", self.data, "-l",
-                                os.path.join(self.tmp, "pg.log"), "-w", "-o", opts, "start"],
-                       check=True, capture_output=True)
+        # The port is free when probed but may be taken before postgres binds
+        # it (another test's server): pg_ctl then fails and another is tried.
+        for attempt in range(5):
+            self.port = free_port()
+            opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.tmp} -c fsync=off "
+                    "-c track_commit_timestamp=on -c max_connections=100")
+            p = subprocess.run(as_pg + [f"{self.BIN}/pg_ctl", "-D", self.data, "-l",
+                                        os.path.join(self.tmp, "pg.log"), "-w", "-o", opts,
+                                        "start"], capture_output=True)
+            if p.returncode == 0:
+                break
+        else:
+            raise AssertionError(f"postgres did not start: {p.stdout!r} {p.stderr!r}")
         self.as_pg = as_pg
         self.psql("CREATE DATABASE dagi")
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/dagi"

@@ -7,7 +7,7 @@
 
 #include "core/arena.h"
 #include "core/config.h"
-#include "router/rules.h"
+#include "routing/rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -20,7 +20,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/mem.h"
-#include "router/registry.h"
+#include "agents/registry.h"
 
 static const char *const known[] = {"qwen3-8b",         "qwen3-vl-8b", "qwen2.5-3b",
                                     "qwen2.5-coder-7b", "mistral-7b",  "deepseek-chat"};

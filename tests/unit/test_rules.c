@@ -18,7 +18,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/mem.h"
-#include "router/rules.h"
+#include "routing/rules.h"
 
 struct fx {
     struct dagi_arena *arena;

@@ -7,7 +7,7 @@
  * all/any but no `not` of its own.  A section the document leaves out is still
  * bound (with defaults) and checked, so "absent" and "empty" look alike: the
  * checks treat an empty `not` as no `not`, and an empty `when` as "always". */
-#include "rules.h"
+#include "routing/rules.h"
 
 #include "core/err.h"
 #include "core/mem.h"

@@ -31,8 +31,8 @@
  * request holding the old one finishes with it.  Everything reachable from a
  * registry (agents, strings, prompt texts, parsed tool schemas) lives until
  * the last unref. */
-#ifndef DAGI_ROUTER_REGISTRY_H
-#define DAGI_ROUTER_REGISTRY_H
+#ifndef DAGI_AGENTS_REGISTRY_H
+#define DAGI_AGENTS_REGISTRY_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "router/rules.h"
+#include "routing/rules.h"
 
 struct json_t;
 
@@ -129,6 +129,15 @@ int dagi_registry_load(const char *path, const char *prompts_dir,
  * reloaded).  Returns 0 or DAGI_EINVAL with errs filled. */
 int dagi_registry_check_models(const struct dagi_registry *reg, const char *const *known, size_t n,
                                struct dagi_cfg_errors *errs);
+
+struct dagi_config;
+struct dagi_error;
+/* The registry the node configuration names (router.registry, prompts_dir),
+ * its model ids checked against swapper.models and builtin.  *out is NULL
+ * (and 0 returned) when no registry is configured; on failure err carries
+ * the loader's messages (file:line). */
+int dagi_registry_load_config(const struct dagi_config *c, struct dagi_registry **out,
+                              struct dagi_error *err);
 
 /* The agent with that id (enabled or not), or NULL. */
 const struct dagi_agent *dagi_registry_find(const struct dagi_registry *reg, const char *id);

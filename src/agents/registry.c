@@ -6,7 +6,7 @@
  * The file is bound by core/config, so unknown keys, wrong types and bounds
  * are errors with file:line.  What needs the disk or the node's model list
  * (prompt files, model ids) is checked after binding and reported by path. */
-#include "registry.h"
+#include "agents/registry.h"
 
 #include "core/err.h"
 #include "core/mem.h"

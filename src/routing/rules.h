@@ -31,8 +31,8 @@
  * Memory: a load allocates everything from the caller's arena; the result is
  * immutable and may be shared between threads once loaded.  Matching is
  * pure: no allocation, no I/O. */
-#ifndef DAGI_ROUTER_RULES_H
-#define DAGI_ROUTER_RULES_H
+#ifndef DAGI_ROUTING_RULES_H
+#define DAGI_ROUTING_RULES_H
 
 #include <stdbool.h>
 #include <stddef.h>
