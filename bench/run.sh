@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks, run by hand (`make bench`); never part of `make test`.
 #   bench/run.sh            everything
-#   bench/run.sh http|agents|agents-nats|bus|js|outbox|gate
+#   bench/run.sh http|agents|agents-nats|bus|js|outbox|gate|authz|privacy|quota
 # Each prints medians and the ratio to a baseline measured in the same run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,9 +25,9 @@ if [ "$what" = all ] || [ "$what" = agents-nats ]; then
     /usr/bin/python3 bench/agents_bench.py --mode nats --bin "$B/release/dagi" \
         --fake "$B/release/fake_upstream"
 fi
-for b in bus js outbox gate; do
+for b in bus js outbox gate authz privacy quota; do
     if [ "$what" = all ] || [ "$what" = "$b" ]; then
-        if grep -q "'${b}_bench'" meson.build; then
+        if ninja -C "$B/release" -t targets all | grep -q "^${b}_bench:"; then
             ninja -C "$B/release" "${b}_bench" >/dev/null
             run "$b"
             "$B/release/${b}_bench"

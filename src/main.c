@@ -6,7 +6,9 @@
 #include "core/config.h"
 #include "node/dagi_config.h"
 #include "node/admin_client.h"
+#include "cplane/docset.h"
 #include "node/keys_cli.h"
+#include "identity/identity_cli.h"
 #include "node/node_store.h"
 #include "store/db.h"
 #include "store/migrate.h"
@@ -15,10 +17,16 @@
 #include "router/router.h"
 #include "swapper/swapper.h"
 #include "telegram/telegram.h"
+#include "audit/audit_cli.h"
+#include "audit/audit_role.h"
+#include "pdp/pdp.h"
+#include "registry/registry.h"
+#include "registry/registry_cli.h"
 
 #include <jansson.h>
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +34,13 @@
 
 extern char **environ;
 
-/* Roles join this table as they become real (ARCHITECTURE.md). */
-static const struct dagi_role *const all_roles[] = {&dagi_role_swapper, &dagi_role_router,
-                                                     &dagi_role_gateway, &dagi_role_telegram};
+/* Roles join this table as they become real (ARCHITECTURE.md).  The
+ * registry first: its routes and its import come before the data plane
+ * starts. */
+static const struct dagi_role *const all_roles[] = {&dagi_role_registry, &dagi_role_swapper,
+                                                     &dagi_role_router,
+                                                     &dagi_role_gateway, &dagi_role_telegram,
+                                                     &dagi_role_audit, &dagi_role_pdp};
 static const size_t all_role_count = sizeof(all_roles) / sizeof(all_roles[0]);
 
 enum { EXIT_USAGE = 2 };
@@ -43,6 +55,8 @@ static void usage_main(FILE *out)
     fprintf(out, "  config check FILE validate a configuration file (exit 2 when invalid)\n"
                  "  config docs       print the configuration reference (Markdown)\n"
                  "  config keys       list every configuration key and its DAGI_* variable\n"
+                 "  config list|get|push|history|diff|rollback|delete KIND/NAME ...\n"
+                 "                    versioned documents of a running node (config registry)\n"
                  "  db status|migrate  the relational store's schema version; apply migrations\n"
                  "  telegram set-webhook AGENT URL | info AGENT\n"
                  "                    point an agent's bot at a webhook; show the bot\n"
@@ -50,6 +64,9 @@ static void usage_main(FILE *out)
                  "                    dead letters of a running node (through its admin API)\n"
                  "  keys create|list|revoke ID\n"
                  "                    user API keys of a running node (through its admin API)\n"
+                 "  users|teams|members list|create|show|delete|add|remove|map-chat ...\n"
+                 "                    the identity graph of a running node (admin API)\n"
+                 "  audit verify|list check the audit chain in the store; list records (admin API)\n"
                  "  version           print the version\n"
                  "  help [COMMAND]    show help for a command\n\n"
                  "Run 'dagi COMMAND --help' for a command's options.\n");
@@ -66,6 +83,8 @@ static void usage_run(FILE *out, const char *cmd)
             "  -l, --listen HOST:PORT public listener (config http.listen, default "
             "127.0.0.1:8080)\n"
             "      --log-level LEVEL  debug, info, warn or error (config log.level)\n"
+            "      --roles A,B,...    (node) run only these roles, e.g. a data-plane node:\n"
+            "                         --roles gateway,router,swapper\n"
             "  -h, --help             this help\n\n"
             "Every configuration key can also be set through the environment, e.g.\n"
             "DAGI_HTTP_READ_TIMEOUT=5s; 'dagi config keys' lists them.  Precedence: flags,\n"
@@ -75,14 +94,46 @@ static void usage_run(FILE *out, const char *cmd)
             cmd);
 }
 
+/* --roles a,b: the named roles, in the table's order (the registry before
+ * the data plane, as in a whole node). */
+static int pick_roles(const char *list, const struct dagi_role **out, size_t *count)
+{
+    bool want[sizeof(all_roles) / sizeof(all_roles[0])] = {0};
+    char *copy = strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < all_role_count && strcmp(all_roles[i]->name, name))
+            i++;
+        if (i == all_role_count) {
+            fprintf(stderr, "dagi node: --roles: unknown role '%s'\n", name);
+            rc = -1;
+        } else {
+            want[i] = true;
+        }
+    }
+    free(copy);
+    *count = 0;
+    for (size_t i = 0; i < all_role_count; i++)
+        if (want[i])
+            out[(*count)++] = all_roles[i];
+    if (!rc && !*count) {
+        fprintf(stderr, "dagi node: --roles: no role named\n");
+        rc = -1;
+    }
+    return rc;
+}
+
 static int run_roles(const char *cmd, const struct dagi_role *const *roles, size_t count, int argc,
                      char **argv)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},   {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},   {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"roles", required_argument, NULL, 'R'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct dagi_node_opts opts = {.process_name = cmd, .roles = roles, .role_count = count};
+    const struct dagi_role *picked[sizeof(all_roles) / sizeof(all_roles[0])];
     opts.config_path = getenv("DAGI_CONFIG");
     opts.overrides.envp = environ;
     int c;
@@ -93,6 +144,11 @@ static int run_roles(const char *cmd, const struct dagi_role *const *roles, size
         case 'd': opts.overrides.data_dir = optarg; break;
         case 'l': opts.overrides.listen = optarg; break;
         case 'L': opts.overrides.log_level = optarg; break;
+        case 'R':
+            if (strcmp(cmd, "node") || pick_roles(optarg, picked, &opts.role_count))
+                return EXIT_USAGE;
+            opts.roles = picked;
+            break;
         case 'h': usage_run(stdout, cmd); return 0;
         default: usage_run(stderr, cmd); return EXIT_USAGE;
         }
@@ -107,21 +163,37 @@ static int run_roles(const char *cmd, const struct dagi_role *const *roles, size
     return dagi_node_run(&opts);
 }
 
+/* The node configuration and every document it names (the agent registry,
+ * prompts, routing rules, policy, budgets, flags, lists), checked by the
+ * code the config registry accepts pushes with (cplane/cplane.h). */
 static int config_check(const char *path)
 {
     struct dagi_cfg_errors errs;
-    struct dagi_arena *arena = dagi_arena_new(0);
-    void *obj;
     dagi_cfg_errors_init(&errs);
-    int rc = dagi_cfg_load_file(&dagi_config_schema, path, arena, &obj, &errs);
+    struct dagi_config_snapshot *snap = NULL;
+    struct dagi_config_overrides none = {0};
+    int rc = dagi_config_snapshot_load(path, &none, &snap, &errs);
+    size_t docs = 0;
     if (rc == 0) {
-        printf("%s: ok\n", path);
+        struct dagi_docset set;
+        dagi_docset_init(&set);
+        struct dagi_error err = {0};
+        rc = dagi_docset_from_config(snap->cfg, &set, &err);
+        if (rc)
+            dagi_cfg_errors_add(&errs, "%s", err.message);
+        else
+            rc = dagi_docset_validate(&set, snap->cfg, &errs);
+        docs = set.count;
+        dagi_docset_release(&set);
+    }
+    if (rc == 0) {
+        printf("%s: ok (%zu documents)\n", path, docs);
     } else {
         fputs(dagi_buf_str(&errs.text), stderr);
         fprintf(stderr, "%s: %zu error%s\n", path, errs.count, errs.count == 1 ? "" : "s");
     }
     dagi_cfg_errors_release(&errs);
-    dagi_arena_free(arena);
+    dagi_config_snapshot_unref(snap);
     return rc == 0 ? 0 : EXIT_USAGE;
 }
 
@@ -142,7 +214,9 @@ static void usage_config(FILE *out)
                  "exit 2\n"
                  "       dagi config docs         the configuration reference in Markdown\n"
                  "       dagi config keys         every key with its type, default and DAGI_* "
-                 "variable\n");
+                 "variable\n"
+                 "The config registry of a running node (versioned documents):\n");
+    dagi_config_cli_usage(out);
 }
 
 static int cmd_config(int argc, char **argv)
@@ -166,6 +240,8 @@ static int cmd_config(int argc, char **argv)
         return config_print(true);
     if (strcmp(argv[1], "keys") == 0 && argc == 2)
         return config_print(false);
+    if (dagi_config_cli_handles(argv[1]))
+        return dagi_config_cli(argc, argv);
     fprintf(stderr, "dagi config: unknown subcommand '%s'\n", argv[1]);
     usage_config(stderr);
     return EXIT_USAGE;
@@ -348,6 +424,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "telegram") == 0 && argc > 2 &&
         (strcmp(argv[2], "set-webhook") == 0 || strcmp(argv[2], "info") == 0))
         return dagi_telegram_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0 && argc > 2 &&
+        (strcmp(argv[2], "verify") == 0 || strcmp(argv[2], "list") == 0))
+        return dagi_audit_cli(argc - 1, argv + 1);
     for (size_t i = 0; i < all_role_count; i++)
         if (strcmp(cmd, all_roles[i]->name) == 0)
             return run_roles(cmd, &all_roles[i], 1, argc - 1, argv + 1);
@@ -357,6 +436,8 @@ int main(int argc, char **argv)
         return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return dagi_keys_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "users") == 0 || strcmp(cmd, "teams") == 0 || strcmp(cmd, "members") == 0)
+        return dagi_identity_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "db") == 0)
         return cmd_db(argc - 1, argv + 1);
     fprintf(stderr, "dagi: unknown command '%s'\n\n", cmd);

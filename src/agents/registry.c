@@ -149,6 +149,11 @@ static const struct dagi_cfg_schema telegram_schema = {"telegram",
 static void check_model(void *record, struct dagi_cfg_ctx *ctx)
 {
     AGENT_OF(model) *m = record;
+    dagi_rules_report_unknown_model(ctx, "default", m->default_model);
+    dagi_rules_report_unknown_model(ctx, "vision", m->vision);
+    dagi_rules_report_unknown_model(ctx, "reasoning", m->reasoning);
+    for (size_t i = 0; i < m->fallbacks.count; i++)
+        dagi_rules_report_unknown_model(ctx, "fallbacks", m->fallbacks.items[i]);
     size_t n = m->fallbacks.count;
     /* builtin answers offline, so ending the chain with it means a fresh
      * node with no provider configured still answers (labelled as such). */
@@ -364,50 +369,84 @@ const struct dagi_cfg_schema dagi_registry_schema = {
 
 /* ---- load ---- */
 
-/* Reads the prompt of agents[i] into the arena; reports and returns false on
- * failure. */
-static bool read_prompt(struct dagi_registry *reg, struct dagi_agent *a, size_t i,
-                        const char *prompts_dir, struct dagi_cfg_errors *errs)
+/* A prompt file under a directory, read whole into buf (at most the cap + 1
+ * bytes, so "too big" is told from "exactly the cap"). */
+struct dir_source {
+    const char *dir;
+    char *buf;
+};
+
+static int dir_prompt(void *ud, const char *file, const char **text, size_t *len, char *why,
+                      size_t why_len)
 {
-    bool ok = false;
-    char *path = dagi_xasprintf("%s/%s", prompts_dir, a->system_prompt.file);
-    char *text = NULL;
+    struct dir_source *src = ud;
+    char *path = dagi_xasprintf("%s/%s", src->dir, file);
+    int rc = DAGI_OK;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
-                  path, strerror(errno));
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+        rc = DAGI_EIO;
         goto out;
     }
-    /* One byte over the cap tells "too big" from "exactly the cap". */
-    text = dagi_arena_alloc(reg->arena, DAGI_REGISTRY_MAX_PROMPT + 2);
-    if (!text) {
-        dagi_cfg_errors_add(errs, "%s: prompts exceed the memory cap of the registry", reg->path);
+    if (!src->buf)
+        src->buf = dagi_xmalloc(DAGI_REGISTRY_MAX_PROMPT + 2);
+    size_t n = fread(src->buf, 1, DAGI_REGISTRY_MAX_PROMPT + 1, f);
+    if (ferror(f)) {
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+        rc = DAGI_EIO;
         goto out;
     }
-    size_t n = fread(text, 1, DAGI_REGISTRY_MAX_PROMPT + 1, f);
-    if (ferror(f))
-        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: cannot read %s: %s", reg->path, i,
-                  path, strerror(errno));
-    else if (n > DAGI_REGISTRY_MAX_PROMPT)
-        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is larger than %d bytes", reg->path,
-                  i, path, DAGI_REGISTRY_MAX_PROMPT);
-    else if (n == 0)
-        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is empty", reg->path, i, path);
-    else if (memchr(text, '\0', n))
-        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s holds a NUL byte", reg->path, i,
-                  path);
-    else
-        ok = true;
-    if (ok) {
-        text[n] = '\0';
-        a->prompt = text;
-        a->prompt_len = n;
-    }
+    *text = src->buf;
+    *len = n;
 out:
     if (f)
         fclose(f);
     free(path);
-    return ok;
+    return rc;
+}
+
+/* Copies the prompt of agents[i] into the arena; reports and returns false
+ * on failure. */
+static bool read_prompt(struct dagi_registry *reg, struct dagi_agent *a, size_t i,
+                        dagi_prompt_source_fn source, void *ud, const char *dir,
+                        struct dagi_cfg_errors *errs)
+{
+    /* Errors name the file as the operator finds it: under its directory. */
+    char file[4200];
+    snprintf(file, sizeof(file), "%s%s%s", dir ? dir : "", dir ? "/" : "", a->system_prompt.file);
+    const char *text = NULL;
+    size_t n = 0;
+    char why[512] = "";
+    if (source(ud, a->system_prompt.file, &text, &n, why, sizeof(why))) {
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s", reg->path, i,
+                            why[0] ? why : "no such prompt");
+        return false;
+    }
+    if (n > DAGI_REGISTRY_MAX_PROMPT) {
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is larger than %d bytes",
+                            reg->path, i, file, DAGI_REGISTRY_MAX_PROMPT);
+        return false;
+    }
+    if (n == 0) {
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s is empty", reg->path, i,
+                            file);
+        return false;
+    }
+    if (memchr(text, '\0', n)) {
+        dagi_cfg_errors_add(errs, "%s: agents[%zu].system_prompt.file: %s holds a NUL byte",
+                            reg->path, i, file);
+        return false;
+    }
+    char *copy = dagi_arena_alloc(reg->arena, n + 1);
+    if (!copy) {
+        dagi_cfg_errors_add(errs, "%s: prompts exceed the memory cap of the registry", reg->path);
+        return false;
+    }
+    memcpy(copy, text, n);
+    copy[n] = '\0';
+    a->prompt = copy;
+    a->prompt_len = n;
+    return true;
 }
 
 static void registry_free(struct dagi_registry *reg)
@@ -454,20 +493,26 @@ int dagi_registry_check_models(const struct dagi_registry *reg, const char *cons
     return errs->count == before ? DAGI_OK : DAGI_EINVAL;
 }
 
-int dagi_registry_load(const char *path, const char *prompts_dir,
-                       const char *const *known_model_ids, size_t n, struct dagi_registry **out,
-                       struct dagi_cfg_errors *errs)
+/* Loads from a file (text NULL) or from text; prompts from source. */
+static int registry_load(const char *name, const char *text, size_t len,
+                         dagi_prompt_source_fn source, void *ud, const char *dir,
+                         const char *const *known_model_ids,
+                         size_t n, struct dagi_registry **out, struct dagi_cfg_errors *errs)
 {
     void *obj = NULL;
     struct dagi_registry *reg = dagi_xcalloc(1, sizeof(*reg));
     atomic_init(&reg->refs, 1);
     reg->arena = dagi_arena_new(0);
-    int rc = dagi_cfg_load_file(&dagi_registry_schema, path, reg->arena, &obj, errs);
+    dagi_rules_check_models_during(known_model_ids, n);
+    int rc = text ? dagi_cfg_load_yaml(&dagi_registry_schema, name, text, len, reg->arena, &obj,
+                                       errs)
+                  : dagi_cfg_load_file(&dagi_registry_schema, name, reg->arena, &obj, errs);
+    dagi_rules_check_models_done();
     if (rc)
         goto out;
     struct registry_file *file = obj;
     struct dagi_agent *agents = file->agents.items;
-    reg->path = dagi_arena_strdup(reg->arena, path);
+    reg->path = dagi_arena_strdup(reg->arena, name);
     reg->version = file->version;
     reg->agents = agents;
     reg->count = file->agents.count;
@@ -479,7 +524,7 @@ int dagi_registry_load(const char *path, const char *prompts_dir,
     size_t before = errs->count;
     for (size_t i = 0; i < reg->count; i++) {
         struct dagi_agent *a = &agents[i];
-        read_prompt(reg, a, i, prompts_dir, errs);
+        read_prompt(reg, a, i, source, ud, dir, errs);
         if (dagi_rules_init(&a->overrides, &a->routing, reg->arena) != 0) {
             rc = DAGI_ETOOBIG;
             goto out;
@@ -490,7 +535,7 @@ int dagi_registry_load(const char *path, const char *prompts_dir,
         for (size_t t = 0; t < a->tools.count; t++)
             tools[t].parameters = json_loads(tools[t].parameters_json, 0, NULL);
     }
-    dagi_registry_check_models(reg, known_model_ids, n, errs);
+    /* Model ids were checked at their lines, during the load. */
     if (errs->count != before) {
         rc = DAGI_EINVAL;
         goto out;
@@ -500,6 +545,25 @@ int dagi_registry_load(const char *path, const char *prompts_dir,
 out:
     registry_free(reg);
     return rc;
+}
+
+int dagi_registry_load(const char *path, const char *prompts_dir,
+                       const char *const *known_model_ids, size_t n, struct dagi_registry **out,
+                       struct dagi_cfg_errors *errs)
+{
+    struct dir_source src = {.dir = prompts_dir};
+    int rc = registry_load(path, NULL, 0, dir_prompt, &src, prompts_dir, known_model_ids, n, out,
+                           errs);
+    free(src.buf);
+    return rc;
+}
+
+int dagi_registry_load_text(const char *name, const char *text, size_t len,
+                            dagi_prompt_source_fn source, void *ud,
+                            const char *const *known_model_ids, size_t n,
+                            struct dagi_registry **out, struct dagi_cfg_errors *errs)
+{
+    return registry_load(name, text, len, source, ud, NULL, known_model_ids, n, out, errs);
 }
 
 const struct dagi_agent *dagi_registry_find(const struct dagi_registry *reg, const char *id)

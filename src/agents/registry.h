@@ -125,6 +125,18 @@ int dagi_registry_load(const char *path, const char *prompts_dir,
                        const char *const *known_model_ids, size_t n, struct dagi_registry **out,
                        struct dagi_cfg_errors *errs);
 
+/* Where prompt texts come from when the registry is loaded from text (the
+ * config registry's prompts documents): 0 with the text of `file`, borrowed
+ * until the load returns, or an error code with a reason in why. */
+typedef int (*dagi_prompt_source_fn)(void *ud, const char *file, const char **text, size_t *len,
+                                     char *why, size_t why_len);
+/* The same as dagi_registry_load from a document's text; `name` is what
+ * errors and reg->path say ("agents/agent_registry.yml"). */
+int dagi_registry_load_text(const char *name, const char *text, size_t len,
+                            dagi_prompt_source_fn source, void *ud,
+                            const char *const *known_model_ids, size_t n,
+                            struct dagi_registry **out, struct dagi_cfg_errors *errs);
+
 /* Re-checks the model ids against another list (the swapper's models were
  * reloaded).  Returns 0 or DAGI_EINVAL with errs filled. */
 int dagi_registry_check_models(const struct dagi_registry *reg, const char *const *known, size_t n,

@@ -226,6 +226,8 @@ static void on_dead_letter_work(void *arg)
         dagi_log_warn(trace, "dead-letter alert not published", "stream", c->stream, "seq", seq,
                       "error", event ? aerr.message : "envelope");
     free(event);
+    dagi_js_dlq_audit(js, c->stream, c->durable, d->m.pub.subject, d->m.pub.stream_seq,
+                      d->m.pub.deliveries, d->dlq_seq, trace);
 out:
     natsMsg_Destroy(dlq);
     free(subject);

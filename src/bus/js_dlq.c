@@ -12,6 +12,8 @@
  * de-duplication window, and the server would then swallow the replay. */
 #include "js_internal.h"
 
+#include "bus/event.h"
+#include "core/log.h"
 #include "core/mem.h"
 
 #include <inttypes.h>
@@ -158,6 +160,35 @@ int dagi_js_dlq_show(struct dagi_js *js, uint64_t seq, char **out, struct dagi_e
     json_decref(o);
     natsMsg_Destroy(m);
     return DAGI_OK;
+}
+
+/* The audit trail of a dead letter (docs/AUDIT.md): the envelope and data
+ * that src/auditlog's emitter makes, written here because the bus sits
+ * below the node.  Nats-Msg-Id audit-dlq-{stream}-{seq}, as idempotent as
+ * the copy.  A dead-lettered audit.bus.dead_letter is not audited again:
+ * that loop would only end when the store came back. */
+void dagi_js_dlq_audit(struct dagi_js *js, const char *stream, const char *consumer,
+                       const char *subject, uint64_t seq, uint64_t deliveries, uint64_t dlq_seq,
+                       const char *trace_id)
+{
+    static const char self[] = "audit.bus.dead_letter";
+    if (strcmp(subject, self) == 0)
+        return;
+    char target[160], msg_id[160];
+    snprintf(target, sizeof(target), "stream:%s/%" PRIu64, stream, seq);
+    snprintf(msg_id, sizeof(msg_id), "audit-dlq-%s-%" PRIu64, stream, seq);
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:I,s:I,s:I}}", "service", "bus",
+                             "action", "dead_letter", "actor", "system", "subject", target,
+                             "decision", "error", "metadata", "stream", stream, "consumer",
+                             consumer, "subject", subject, "seq", (json_int_t)seq, "deliveries",
+                             (json_int_t)deliveries, "dlq_seq", (json_int_t)dlq_seq);
+    char *event = data ? dagi_event_build("audit", js->source, trace_id, data, NULL) : NULL;
+    struct dagi_error err = {0};
+    if (!event || dagi_js_publish_sync(js, self, event, strlen(event), msg_id, NULL, 0, NULL,
+                                       &err) != DAGI_OK)
+        dagi_log_warn(trace_id, "dead-letter audit event not published", "stream", stream,
+                      "error", event ? err.message : "envelope");
+    free(event);
 }
 
 int dagi_js_dlq_replay(struct dagi_js *js, uint64_t seq, uint64_t *new_seq, struct dagi_error *err)

@@ -65,6 +65,10 @@ int dagi_js_run_off_loop(struct dagi_js *js, dagi_pool_work_fn work, dagi_pool_d
 /* Builds a message with the given headers (copies everything). */
 int dagi_js_msg_new(natsMsg **out, const char *subject, const void *data, size_t len,
                     const struct dagi_js_header *headers, size_t header_count);
+/* js_dlq.c: the audit event of a dead letter (blocking, off the loop). */
+void dagi_js_dlq_audit(struct dagi_js *js, const char *stream, const char *consumer,
+                       const char *subject, uint64_t seq, uint64_t deliveries, uint64_t dlq_seq,
+                       const char *trace_id);
 /* Publishes and waits for the ack; msg_id may be NULL. */
 int dagi_js_publish_msg_sync(struct dagi_js *js, natsMsg *msg, const char *msg_id,
                              uint64_t *seq_out, struct dagi_error *err);

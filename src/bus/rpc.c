@@ -173,6 +173,7 @@ static const struct {
     {DAGI_EUNAVAIL, "unavailable"},
     {DAGI_EINTERNAL, "internal"},
     {DAGI_ENEEDMORE, "need_more"},
+    {DAGI_EQUOTA, "quota_exceeded"},
 };
 
 const char *dagi_bus_err_name(int err)

@@ -22,6 +22,7 @@ const char *dagi_strerror(int err)
     case DAGI_EUNAVAIL: return "unavailable";
     case DAGI_EINTERNAL: return "internal error";
     case DAGI_ENEEDMORE: return "incomplete input";
+    case DAGI_EQUOTA: return "over budget";
     }
     return "unknown error";
 }

@@ -34,6 +34,7 @@ enum dagi_err {
     DAGI_EUNAVAIL = -13,  /* dependency unavailable */
     DAGI_EINTERNAL = -14, /* a bug: an invariant did not hold */
     DAGI_ENEEDMORE = -15, /* incremental parser: feed more bytes */
+    DAGI_EQUOTA = -16,    /* over a budget (quotas); HTTP 429 */
 };
 
 /* A static, human readable name for an error code ("invalid argument"). */

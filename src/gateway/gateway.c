@@ -157,9 +157,32 @@ int gw_status_of(int err)
         return 400;
     case DAGI_ETOOBIG:
         return 413;
+    case DAGI_EQUOTA:
+        return 429;
     default:
         return 502;
     }
+}
+
+bool gw_respond_quota(struct dagi_http_req *req, int err, const char *message)
+{
+    if (err != DAGI_EQUOTA)
+        return false;
+    /* The router's message is the 429 body (quota/quota_reply.h), naming
+     * the budget and when it resets. */
+    json_t *body = message ? json_loads(message, 0, NULL) : NULL;
+    json_t *e = json_object_get(body, "error");
+    if (!json_is_object(e)) {
+        json_decref(body);
+        return false;
+    }
+    json_int_t reset_ms = json_integer_value(json_object_get(e, "reset_at_ms"));
+    int64_t wait_s = (reset_ms - dagi_clock_now_ms() + 999) / 1000;
+    char retry[32];
+    snprintf(retry, sizeof(retry), "%lld", (long long)(wait_s < 1 ? 1 : wait_s));
+    dagi_http_set_header(req, "Retry-After", retry);
+    dagi_http_respond_json(req, 429, body);
+    return true;
 }
 
 static const char *code_of(int err)
@@ -425,7 +448,7 @@ static void infer_done(struct gw_call *c, int err, json_t *result, const char *m
             dagi_http_sse_send(c->req, "error", s ? s : "{}");
             free(s);
             dagi_http_stream_end(c->req);
-        } else {
+        } else if (!gw_respond_quota(c->req, err, message)) {
             /* Before the first token an error is still an HTTP status: a
              * client learns 404/503 without parsing a stream. */
             dagi_http_respond_error(c->req, gw_status_of(err), code_of(err), NULL, "%s",
@@ -528,7 +551,7 @@ static void on_infer(struct dagi_http_req *req, void *ud)
     if (!opt_bool(req, in, "stream", &stream) || !chat(req, in, out) || !images(req, in, out) ||
         !history(req, in, out) || !sampling(req, in, out))
         goto out;
-    gw_call_start(gw, req, &infer_ops, out, stream, t0, NULL);
+    gw_ask_router(gw, req, &infer_ops, out, stream, t0, NULL);
     out = NULL;
 out:
     json_decref(out);
@@ -557,6 +580,8 @@ static void route_done(struct gw_call *c, int err, json_t *result, const char *m
     if (err) {
         /* v1 answered every provider failure with 502 {detail}; unknown and
          * forbidden agents and bad input keep their own statuses. */
+        if (gw_respond_quota(c->req, err, message))
+            return;
         int status = gw_status_of(err);
         if (status == 503)
             status = 502;
@@ -640,7 +665,7 @@ static void on_route(struct dagi_http_req *req, void *ud)
     for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
         if (json_is_string(json_object_get(in, passed[i])))
             json_object_set(m, passed[i], json_object_get(in, passed[i]));
-    gw_call_start(gw, req, &route_ops, out, false, t0, NULL);
+    gw_ask_router(gw, req, &route_ops, out, false, t0, NULL);
     out = NULL;
 out:
     json_decref(meta);

@@ -79,7 +79,7 @@ static void on_hook(struct dagi_http_req *req, void *ud)
     free(message);
     free(dump);
     json_decref(in);
-    gw_call_start(gw, req, &gw_infer_ops, out, false, t0, NULL);
+    gw_ask_router(gw, req, &gw_infer_ops, out, false, t0, NULL);
 }
 
 int gw_hooks_register(struct gw_state *gw, struct dagi_error *err)

@@ -68,6 +68,17 @@ struct gw_call {
 /* Sends `body` (a reference is stolen) to the router; t0 is the monotonic
  * time the handler started (for the overhead metric).  On failure answers
  * 503 itself. */
+/* {"principal", "subjects", "team"} of the request's caller (gateway_caller.c),
+ * with the teams the identity graph knows for it. */
+/* A quota refusal (DAGI_EQUOTA) answered as 429 with the router's JSON body
+ * and Retry-After; false (nothing sent) for any other error. */
+bool gw_respond_quota(struct dagi_http_req *req, int err, const char *message);
+json_t *gw_caller_json(struct dagi_http_req *req, const char *const *teams, size_t n_teams);
+/* Resolves the caller's teams (the identity graph's cache; a miss waits on
+ * the pool, never on the loop), sets the body's "caller" and starts the
+ * router call; takes body.  Every route that asks the router goes here. */
+void gw_ask_router(struct gw_state *gw, struct dagi_http_req *req, const struct gw_call_ops *ops,
+                   json_t *body, bool stream, int64_t t0, const struct gw_call *proto);
 void gw_call_start(struct gw_state *gw, struct dagi_http_req *req, const struct gw_call_ops *ops,
                    json_t *body, bool stream, int64_t t0, struct gw_call *proto);
 

@@ -190,6 +190,8 @@ static void chat_done(struct gw_call *c, int err, json_t *result, const char *me
         message = "the router's answer is not JSON";
     }
     if (err) {
+        if (!c->started && gw_respond_quota(c->req, err, message))
+            return;
         int status;
         json_t *e = oai_error_of(err, c->model, message, &status);
         if (c->started) { /* mid-stream: OpenAI sends the error as a data line */
@@ -384,7 +386,7 @@ static void on_chat(struct dagi_http_req *req, void *ud)
     proto.model = strdup(model);
     proto.created = dagi_clock_now_ms() / 1000;
     snprintf(proto.id, sizeof(proto.id), "chatcmpl-%.32s", dagi_http_req_trace_id(req));
-    gw_call_start(gw, req, &chat_ops, out, proto.stream, t0, &proto);
+    gw_ask_router(gw, req, &chat_ops, out, proto.stream, t0, &proto);
     out = NULL;
 out:
     json_decref(owned);

@@ -329,10 +329,29 @@ static const struct dagi_cfg_field router_fields[] = {
      NULL, NULL, 0, "Server-side tool call rounds per request."},
     {"history_max", DAGI_CFG_INT, offsetof(SECTION_OF(router), history_max), "20", 0, 1000, NULL,
      NULL, 0, "Messages of the caller's history passed to the model."},
+    {"reserve_tokens", DAGI_CFG_INT, offsetof(SECTION_OF(router), reserve_tokens), "1024", 1,
+     1000000, NULL, NULL, 0,
+     "Tokens a request without max_tokens holds of its budgets until its real usage is known."},
 };
 static const struct dagi_cfg_schema router_schema = {
     "router", "The router: agents, routing rules, tools (seed 2.3).", sizeof(SECTION_OF(router)),
     router_fields, DAGI_ARRAY_LEN(router_fields), NULL};
+
+static const struct dagi_cfg_field registry_fields[] = {
+    {"policies", DAGI_CFG_STRING, offsetof(SECTION_OF(registry), policies), NULL, 0, 4096, NULL,
+     NULL, 0,
+     "The policy bundle: roles, bindings, entitlements (config/policy.yml); unset = only the "
+     "admin key may act."},
+    {"quotas", DAGI_CFG_STRING, offsetof(SECTION_OF(registry), quotas), NULL, 0, 4096, NULL, NULL,
+     0, "Budgets of requests and tokens (config/quotas.yml); unset = none."},
+    {"flags", DAGI_CFG_STRING, offsetof(SECTION_OF(registry), flags), NULL, 0, 4096, NULL, NULL, 0,
+     "Feature flags (config/flags.yml); unset = none."},
+    {"lists", DAGI_CFG_STRING, offsetof(SECTION_OF(registry), lists), NULL, 0, 4096, NULL, NULL, 0,
+     "Allow and block lists (config/lists.yml); unset = none."},
+};
+static const struct dagi_cfg_schema registry_schema = {
+    "registry", "The config registry's documents besides the router's (seed 1.2).",
+    sizeof(SECTION_OF(registry)), registry_fields, DAGI_ARRAY_LEN(registry_fields), NULL};
 
 static const struct dagi_cfg_field telegram_fields[] = {
     {"api_base", DAGI_CFG_STRING, offsetof(SECTION_OF(telegram), api_base),
@@ -482,6 +501,8 @@ static const struct dagi_cfg_field top_fields[] = {
      &swapper_schema, 0, "Model providers."},
     {"router", DAGI_CFG_SECTION, offsetof(struct dagi_config, router), NULL, 0, 0, NULL,
      &router_schema, 0, "The router."},
+    {"registry", DAGI_CFG_SECTION, offsetof(struct dagi_config, registry), NULL, 0, 0, NULL,
+     &registry_schema, 0, "The control plane's documents."},
     {"telegram", DAGI_CFG_SECTION, offsetof(struct dagi_config, telegram), NULL, 0, 0, NULL,
      &telegram_schema, 0, "Telegram bots."},
     {"auth", DAGI_CFG_SECTION, offsetof(struct dagi_config, auth), NULL, 0, 0, NULL, &auth_schema,

@@ -147,7 +147,17 @@ struct dagi_config {
         char *prompts_dir; /* where registry prompt files are looked up */
         int64_t max_tool_rounds;
         int64_t history_max;
+        int64_t reserve_tokens; /* what a request without max_tokens holds of a budget */
     } router;
+    struct {
+        /* The control plane's documents that are not the router's: imported
+         * by the registry role at start as new versions when they changed
+         * (the agent registry, routing rules and prompts are router.*). */
+        char *policies; /* the policy bundle (src/authz); NULL = deny all but admin */
+        char *quotas;   /* budgets (src/quota); NULL = none */
+        char *flags;    /* feature flags (src/cplane/flags.h); NULL = none */
+        char *lists;    /* allow/block lists; NULL = none */
+    } registry;
     struct {
         char *api_base;        /* the Bot API, https://api.telegram.org */
         char *default_agent;   /* whose bot POST /telegram/webhook is */

@@ -10,6 +10,8 @@
 #include "access/keystore.h"
 #include "access/ratelimit.h"
 #include "adminkey.h"
+#include "auditlog/audit.h"
+#include "auditlog/throttle.h"
 #include "auth/hooksig.h"
 #include "auth/jwt.h"
 #include "core/arena.h"
@@ -46,6 +48,9 @@ struct dagi_gate {
     struct gate_conf *conf;
     struct dagi_ratelimit *rl;
     struct dagi_metric *refused; /* dagi_gate_refused_total{class,reason} */
+    /* auth failures are audited, at most one per ip per second */
+    struct dagi_audit_throttle *audit_throttle;
+    struct dagi_metric *audit_suppressed; /* dagi_gate_audit_suppressed_total{class} */
 };
 
 /* --- configuration --- */
@@ -178,6 +183,11 @@ int dagi_gate_new(struct dagi_node *node, const struct dagi_config *c, struct da
     g->refused = dagi_metrics_counter(dagi_node_metrics(node), "dagi_gate_refused_total",
                                       "Requests the gate refused, by route class and reason.",
                                       (const char *[]){"class", "reason", NULL});
+    g->audit_throttle = dagi_audit_throttle_new(0);
+    g->audit_suppressed = dagi_metrics_counter(
+        dagi_node_metrics(node), "dagi_gate_audit_suppressed_total",
+        "Auth failures not audited: over one per ip per second, or over the total per second.",
+        (const char *[]){"class", NULL});
     *out = g;
     return DAGI_OK;
 }
@@ -199,6 +209,7 @@ void dagi_gate_free(struct dagi_gate *g)
         return;
     conf_free(g->conf);
     dagi_ratelimit_free(g->rl);
+    dagi_audit_throttle_free(g->audit_throttle);
     free(g);
 }
 
@@ -230,11 +241,39 @@ static bool openai_shape(const struct dagi_http_route *route)
     return route->class && strcmp(route->class, "openai") == 0;
 }
 
+/* gateway/auth_failed for a 401 or 403: the route, the reason and the ip,
+ * never the credential. */
+static void audit_refusal(struct dagi_gate *g, struct dagi_http_req *req,
+                          const struct dagi_http_route *route, const char *reason)
+{
+    const struct dagi_caller *c = dagi_gate_caller(req);
+    const char *ip = c ? c->ip : "";
+    if (!dagi_audit_throttle_allow(g->audit_throttle, ip, dagi_clock_now_ms())) {
+        dagi_metric_inc(g->audit_suppressed, (const char *[]){class_of(route)});
+        return;
+    }
+    char subject[300];
+    snprintf(subject, sizeof(subject), "route:%s %s", route->method, route->pattern);
+    json_t *meta = json_pack("{s:s,s:s,s:s}", "class", class_of(route), "reason", reason, "ip", ip);
+    dagi_audit_emit(g->node, &(struct dagi_audit_event){
+                                 .service = "gateway",
+                                 .action = "auth_failed",
+                                 .actor = c && c->user_id[0] ? c->user_id : "anonymous",
+                                 .subject = subject,
+                                 .decision = "deny",
+                                 .trace_id = dagi_http_req_trace_id(req),
+                                 .metadata = meta,
+                             });
+    json_decref(meta);
+}
+
 static int refuse(struct dagi_gate *g, struct dagi_http_req *req,
                   const struct dagi_http_route *route, int status, const char *reason,
                   const char *message)
 {
     dagi_metric_inc(g->refused, (const char *[]){class_of(route), reason});
+    if (status == 401 || status == 403)
+        audit_refusal(g, req, route, reason);
     if (status == 401)
         dagi_http_set_header(req, "WWW-Authenticate", "Bearer");
     if (openai_shape(route)) {

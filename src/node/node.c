@@ -71,6 +71,14 @@ struct dagi_node {
         void *ud;
     } shutdown_hooks[16];
     size_t shutdown_hook_count;
+    struct {
+        const char *name;
+        void *obj;
+        void (*destroy)(void *obj);
+    } shared[8];
+    size_t shared_count;
+    pthread_t loop_thread;
+    bool tearing_down; /* no new shared objects: nothing would free them */
     bool started, draining, stopping;
     int exit_code;
     int lock_fd;
@@ -315,6 +323,29 @@ int dagi_node_reload_now(struct dagi_node *n, struct dagi_buf *errors_out)
 
 /* --- stopping --- */
 
+bool dagi_node_on_loop_thread(struct dagi_node *n)
+{
+    return pthread_equal(n->loop_thread, pthread_self());
+}
+
+void *dagi_node_shared(struct dagi_node *n, const char *name,
+                       void *(*create)(struct dagi_node *node, void *ud), void (*destroy)(void *obj),
+                       void *ud)
+{
+    for (size_t i = 0; i < n->shared_count; i++)
+        if (!strcmp(n->shared[i].name, name))
+            return n->shared[i].obj;
+    if (!create || n->tearing_down || n->shared_count == DAGI_ARRAY_LEN(n->shared))
+        return NULL;
+    void *obj = create(n, ud);
+    if (!obj)
+        return NULL;
+    n->shared[n->shared_count].name = name;
+    n->shared[n->shared_count].obj = obj;
+    n->shared[n->shared_count++].destroy = destroy;
+    return obj;
+}
+
 void dagi_node_on_shutdown(struct dagi_node *n, void (*fn)(void *ud), void *ud)
 {
     if (n->shutdown_hook_count == DAGI_ARRAY_LEN(n->shutdown_hooks))
@@ -480,6 +511,7 @@ static int start(struct dagi_node *n, struct dagi_error *err)
         dagi_log_info(NULL, "admin key created", "file", "admin.key");
     }
 
+    n->loop_thread = pthread_self();
     n->base = event_base_new();
     if (!n->base)
         return dagi_error_set(err, DAGI_EIO, "cannot create the event loop");
@@ -545,11 +577,17 @@ static int start(struct dagi_node *n, struct dagi_error *err)
 
 static void teardown(struct dagi_node *n)
 {
+    n->tearing_down = true;
     for (size_t i = n->roles_started; i-- > 0;) {
         const struct dagi_role *r = n->opts->roles[i];
         if (r->stop)
             r->stop(n, n->role_state[i]);
     }
+    /* After the roles, which may still use them while stopping. */
+    for (size_t i = n->shared_count; i-- > 0;)
+        if (n->shared[i].destroy)
+            n->shared[i].destroy(n->shared[i].obj);
+    n->shared_count = 0;
     free(n->role_state);
     if (n->http)
         dagi_http_server_free(n->http);

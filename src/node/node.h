@@ -97,6 +97,16 @@ void dagi_node_add_ready_check(struct dagi_node *node, const char *name, dagi_re
  * run while the loop still turns: on shutdown, after the HTTP drain, the
  * hooks run on the worker pool in reverse order of registration. */
 void dagi_node_on_shutdown(struct dagi_node *node, void (*fn)(void *ud), void *ud);
+/* True on the thread that runs the loop (and the roles' init). */
+bool dagi_node_on_loop_thread(struct dagi_node *node);
+/* A process-wide object that the libraries of several roles share (the
+ * control-plane client, the audit emitter): the first caller creates it
+ * with create(node, ud); later callers get the same one.  destroy runs at
+ * teardown after every role's stop, in reverse order of creation.  name is
+ * a static string.  Loop thread only; NULL when create fails. */
+void *dagi_node_shared(struct dagi_node *node, const char *name,
+                       void *(*create)(struct dagi_node *node, void *ud), void (*destroy)(void *obj),
+                       void *ud);
 /* Asks the node to reload / stop, as SIGHUP / SIGTERM would. */
 void dagi_node_request_reload(struct dagi_node *node);
 void dagi_node_request_stop(struct dagi_node *node);

@@ -11,6 +11,8 @@
 #include "node.h"
 #include "core/pool.h"
 #include "core/proc.h"
+#include "core/log.h"
+#include "identity/identity.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -128,4 +130,7 @@ void dagi_node_routes_register(struct dagi_node *n)
     dagi_bus_routes_register(n);
     dagi_keys_routes_register(n);
     dagi_testhooks_register(n);
+    struct dagi_error err = {0};
+    if (dagi_identity_routes_register(n, &err))
+        dagi_log_error(NULL, "identity routes not served", "error", err.message);
 }

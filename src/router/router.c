@@ -1,5 +1,6 @@
-/* The router role (router.h): the lifecycle, the registry and routing-rules
- * snapshot, and `dagi.router.agents`.  Answering a message is in
+/* The router role (router.h): the lifecycle and `dagi.router.agents`.  The
+ * agents, rules, policy and budgets are the control plane's snapshot
+ * (cplane/cplane.h).  Answering a message is in
  * router_infer.c. */
 #include "router/router.h"
 
@@ -13,76 +14,19 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "authz/report.h"
+#include "privacy/consent_routes.h"
+#include "quota/quota_node.h"
 #include "router/router_internal.h"
 
 #define INFER_SUBJECT "dagi.router.infer"
 #define AGENTS_SUBJECT "dagi.router.agents"
 
-struct dagi_router_snap *dagi_router_snap_ref(struct dagi_router_snap *s)
-{
-    atomic_fetch_add(&s->refs, 1);
-    return s;
-}
-
-void dagi_router_snap_unref(struct dagi_router_snap *s)
-{
-    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    dagi_registry_unref(s->reg);
-    if (s->arena)
-        dagi_arena_free(s->arena);
-    free(s);
-}
-
-/* Loads the registry and the routing rules named by the configuration,
- * checking every model id against swapper.models (+ builtin).  On failure
- * err carries the loaders' messages, which name file:line.  No registry
- * configured: a router with no agents (every agent is not_found);
- * config/dagi.yml names the shipped one. */
-static int snap_load(const struct dagi_config *c, struct dagi_router_snap **out,
-                     struct dagi_error *err)
-{
-    struct dagi_router_snap *s = dagi_xcalloc(1, sizeof(*s));
-    atomic_init(&s->refs, 1);
-    int rc = dagi_registry_load_config(c, &s->reg, err);
-    if (rc) {
-        char why[sizeof(err->message)];
-        snprintf(why, sizeof(why), "%s", err->message);
-        dagi_error_set(err, rc, "router: %s", why);
-        dagi_router_snap_unref(s);
-        return rc;
-    }
-    if (c->router.routing) {
-        size_t n;
-        const char **known = dagi_config_model_ids(c, &n);
-        struct dagi_cfg_errors errs;
-        dagi_cfg_errors_init(&errs);
-        s->arena = dagi_arena_new(0);
-        rc = dagi_rules_load_file(c->router.routing, s->arena, &s->rules, &errs);
-        if (!rc) {
-            char where[4200];
-            snprintf(where, sizeof(where), "%s: rules", c->router.routing);
-            rc = dagi_rules_check_models(s->rules, where, known, n, &errs);
-        }
-        if (rc)
-            dagi_error_set(err, rc, "router: cannot load the routing rules %s: %s",
-                           c->router.routing, dagi_buf_str(&errs.text));
-        dagi_cfg_errors_release(&errs);
-        free(known);
-        if (rc) {
-            dagi_router_snap_unref(s);
-            return rc;
-        }
-    }
-    *out = s;
-    return DAGI_OK;
-}
-
 static void on_agents(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, void *ud)
 {
     (void)msg;
     struct dagi_router_state *rt = ud;
-    const struct dagi_registry *reg = rt->snap->reg;
+    const struct dagi_registry *reg = dagi_cplane_current(rt->cp)->agents;
     json_t *list = json_array();
     for (size_t i = 0; reg && i < dagi_registry_count(reg); i++) {
         const struct dagi_agent *a = dagi_registry_agent(reg, i);
@@ -96,13 +40,24 @@ static void on_agents(struct dagi_bus_req *req, const struct dagi_bus_msg *msg, 
     free(data);
 }
 
+static void on_config_changed(void *ud, struct dagi_cplane_snap *snap)
+{
+    dagi_quota_replace(ud, snap->quotas ? dagi_quota_budgets_ref(snap->quotas)
+                                        : dagi_quota_budgets_empty());
+}
+
 static int router_init(struct dagi_node *node, void **state, struct dagi_error *err)
 {
     struct dagi_router_state *rt = dagi_xcalloc(1, sizeof(*rt));
     rt->node = node;
-    int rc = snap_load(dagi_node_cfg(node), &rt->snap, err);
-    if (rc)
+    int rc = DAGI_OK;
+    rt->cp = dagi_cplane_get(node, err);
+    if (!rt->cp) {
+        char why[sizeof(err->message)];
+        snprintf(why, sizeof(why), "%s", err->message);
+        rc = dagi_error_set(err, err->code ? err->code : DAGI_EINVAL, "router: %s", why);
         goto out;
+    }
     /* Labelled by agent only: user ids would make the series unbounded
      * (and are personal data). */
     struct dagi_metrics *mx = dagi_node_metrics(node);
@@ -125,6 +80,29 @@ static int router_init(struct dagi_node *node, void **state, struct dagi_error *
         mx, "agent_behavior_decisions_total",
         "Behaviour policy decisions for requests (FULL, ACK, SILENT), by reason.",
         (const char *[]){"agent_id", "level", "reason", NULL});
+    rt->denies = dagi_metrics_counter(
+        mx, "agent_denies_total",
+        "Requests and tool calls the policy refused, by action family and reason.",
+        (const char *[]){"agent_id", "action", "reason", NULL});
+    rt->decisions_total = dagi_authz_decisions_metric(mx);
+    rt->privacy = dagi_metrics_counter(
+        mx, "agent_privacy_gate_total",
+        "Confidential requests by what the model saw: a sanitized summary or, with consent, all.",
+        (const char *[]){"agent_id", "result", NULL});
+    rc = dagi_quota_routes_register(node, err);
+    if (!rc)
+        rc = dagi_consent_routes_register(node, err);
+    if (rc)
+        goto out;
+    struct dagi_quota *quota = dagi_quota_of_node(node);
+    if (quota) {
+        rt->quota_store = dagi_quota_store_of(quota);
+        /* The admin routes show the budgets the requests are held to. */
+        dagi_quota_replace(quota, dagi_cplane_current(rt->cp)->quotas
+                                      ? dagi_quota_budgets_ref(dagi_cplane_current(rt->cp)->quotas)
+                                      : dagi_quota_budgets_empty());
+        dagi_cplane_on_change(rt->cp, on_config_changed, quota);
+    }
     rt->behavior = dagi_behavior_new(NULL);
     struct dagi_bus *bus = dagi_node_bus(node);
     rc = dagi_bus_serve(bus, INFER_SUBJECT, dagi_router_on_infer, rt);
@@ -134,15 +112,16 @@ static int router_init(struct dagi_node *node, void **state, struct dagi_error *
         dagi_error_set(err, rc, "router: cannot serve %s", INFER_SUBJECT);
         goto out;
     }
-    if (rt->snap->reg)
-        dagi_log_info(NULL, "router: agents loaded", "path", rt->snap->reg->path);
+    const struct dagi_cplane_snap *snap = dagi_cplane_current(rt->cp);
+    if (snap->agents)
+        dagi_log_info(NULL, "router: agents loaded", "path", snap->agents->path, "source",
+                      snap->source);
     else
         dagi_log_warn(NULL, "router: no agent registry configured (router.registry); no agents");
     *state = rt;
     rt = NULL;
 out:
     if (rt) {
-        dagi_router_snap_unref(rt->snap);
         dagi_behavior_free(rt->behavior);
         free(rt);
     }
@@ -151,19 +130,17 @@ out:
 
 static int router_reload(struct dagi_node *node, void *state, struct dagi_error *err)
 {
+    (void)node;
     struct dagi_router_state *rt = state;
-    struct dagi_router_snap *s = NULL;
-    int rc = snap_load(dagi_node_cfg(node), &s, err);
-    if (rc) {
+    /* The documents come from the registry; what a reload changes here is
+     * the node configuration they are checked against (the models). */
+    int rc = dagi_cplane_rebuild(rt->cp, err);
+    if (rc)
         /* A bad edit must not take the agents down: keep serving the old
-         * snapshot until the files are fixed. */
+         * snapshot until it is fixed. */
         dagi_log_error(NULL, "router: reload refused, keeping the previous agents", "error",
                        err->message);
-        return rc;
-    }
-    dagi_router_snap_unref(rt->snap); /* requests in flight hold their own reference */
-    rt->snap = s;
-    return DAGI_OK;
+    return rc;
 }
 
 static void router_drain(struct dagi_node *node, void *state)
@@ -175,10 +152,11 @@ static void router_drain(struct dagi_node *node, void *state)
 
 static void router_stop(struct dagi_node *node, void *state)
 {
-    (void)node;
     struct dagi_router_state *rt = state;
     dagi_router_infers_stop(rt);
-    dagi_router_snap_unref(rt->snap);
+    struct dagi_quota *quota = dagi_quota_of_node(node);
+    if (quota)
+        dagi_cplane_off_change(rt->cp, on_config_changed, quota);
     dagi_behavior_free(rt->behavior);
     free(rt);
 }

@@ -12,6 +12,9 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "auditlog/audit.h"
+#include "privacy/privacy.h"
+#include "quota/quota_store.h"
 #include "router/router_internal.h"
 
 #define SWAPPER_SUBJECT "dagi.swapper.infer"
@@ -22,7 +25,7 @@
 struct dagi_router_infer {
     struct dagi_router_infer *prev, *next;
     struct dagi_router_state *rt;
-    struct dagi_router_snap *snap; /* referenced: the model ids below point into it */
+    struct dagi_cplane_snap *snap; /* referenced: the model ids below point into it */
     struct dagi_bus_req *req;
     struct dagi_bus_call *call; /* the swapper call in flight */
     const struct dagi_agent *agent;
@@ -41,6 +44,12 @@ struct dagi_router_infer {
     char last_message[256];
     int64_t start_ns, deadline_ms;
     char trace_id[64];
+    struct dagi_router_admit admit; /* the caller, its grants, its reservation */
+    char quota_user[160];           /* whose budget: the caller's user */
+    bool admitting;                 /* the budget check is on the worker pool */
+    bool detached;                  /* answered and unlinked while admitting */
+    bool rt_gone;                   /* ... and the role stopped meanwhile */
+    bool content_free;              /* confidential: nothing of the text in logs */
 };
 
 static unsigned ms_of(int64_t v)
@@ -48,22 +57,43 @@ static unsigned ms_of(int64_t v)
     return v <= 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
 }
 
-static void infer_free(struct dagi_router_infer *in)
+static void infer_unlink(struct dagi_router_infer *in)
 {
     struct dagi_router_state *rt = in->rt;
+    if (!in->prev && rt->infers != in)
+        return; /* not linked (detached) */
     if (in->prev)
         in->prev->next = in->next;
     else
         rt->infers = in->next;
     if (in->next)
         in->next->prev = in->prev;
+    in->prev = in->next = NULL;
+}
+
+/* The request's own memory; nothing of the role's. */
+static void infer_release(struct dagi_router_infer *in)
+{
     if (in->call)
         dagi_bus_call_cancel(in->call);
     dagi_router_tools_cancel(in->tools);
     json_decref(in->call_body);
     dagi_buf_release(&in->text);
-    dagi_router_snap_unref(in->snap);
+    dagi_cplane_snap_unref(in->snap);
     free(in);
+}
+
+static void infer_free(struct dagi_router_infer *in)
+{
+    infer_unlink(in);
+    if (in->admitting) {
+        /* The budget's answer is still on its way to `in`: it is freed
+         * when that arrives (on_admitted). */
+        in->detached = true;
+        return;
+    }
+    dagi_router_admit_clear(in->rt, &in->admit);
+    infer_release(in);
 }
 
 static void infer_fail(struct dagi_router_infer *in, int err, const char *message)
@@ -265,6 +295,11 @@ static void send_final(struct dagi_router_infer *in, json_t *res, const char *fi
         json_object_set(final, "tool_calls", (json_t *)tool_calls);
     dagi_bus_reply_json(in->req, final);
     json_decref(final);
+    /* No usage from the upstream: charge an estimate (4 bytes a token),
+     * flagged as such. */
+    bool estimated = pin + pout == 0 && in->text.len > 0;
+    dagi_router_admit_settle(in->rt, &in->admit, pin, estimated ? (json_int_t)(in->text.len + 3) / 4 : pout,
+                             estimated, model ? model : in->models[in->cur]);
 
     const char *labels[] = {in->agent->id};
     dagi_metric_add(in->rt->tokens_in, labels, (double)pin);
@@ -282,6 +317,12 @@ static void on_tools_done(void *ud, json_t *tool_messages)
     json_array_extend(json_object_get(in->call_body, "messages"), tool_messages);
     in->round_start = in->text.len;
     try_model(in);
+}
+
+static bool permit_tool(void *ud, const char *tool)
+{
+    struct dagi_router_infer *in = ud;
+    return dagi_router_admit_tool(in->rt, in->snap, &in->admit, in->agent, tool, in->trace_id);
 }
 
 /* Takes the reference to res. */
@@ -327,8 +368,8 @@ static void on_final(struct dagi_router_infer *in, json_t *res)
                                     said ? said : json_null(), "tool_calls", tool_calls));
     json_incref(tool_calls);
     json_decref(res);
-    dagi_router_tools_run(in->rt, in->agent, tool_calls, in->trace_id, on_tools_done, in,
-                          &in->tools);
+    dagi_router_tools_run(in->rt, in->agent, tool_calls, in->trace_id, permit_tool,
+                          on_tools_done, in, &in->tools);
     json_decref(tool_calls);
 }
 
@@ -356,8 +397,11 @@ static void on_done(struct dagi_bus_call *call, int err, const void *data, size_
     in->last_err = err;
     snprintf(in->last_message, sizeof(in->last_message), "%s: %s", model,
              error_message ? error_message : dagi_strerror(err));
+    /* A provider's message may quote the prompt: not logged in
+     * confidential mode, only the error's kind. */
     dagi_log_warn(in->trace_id, "router: model failed before the first token, falling back",
-                  "agent", in->agent->id, "model", model, "error", in->last_message);
+                  "agent", in->agent->id, "model", model, "error",
+                  in->content_free ? dagi_bus_err_name(err) : in->last_message);
     in->cur++;
     if (in->cur < in->n_models)
         dagi_metric_inc(in->rt->fallbacks, (const char *[]){in->agent->id});
@@ -420,6 +464,87 @@ static void try_model(struct dagi_router_infer *in)
     infer_fail(in, err, detail);
 }
 
+static void on_admitted(void *ud, int rc, const char *message, const char *short_text);
+
+/* Confidential mode: the Privacy Gate over the messages, then the model. */
+static void on_consent(void *ud, int rc, bool granted)
+{
+    struct dagi_router_infer *in = ud;
+    in->admitting = false;
+    if (in->detached) {
+        on_admitted(in, DAGI_ECANCELED, NULL, NULL); /* frees it */
+        return;
+    }
+    (void)rc; /* an unanswered lookup is no consent */
+    json_t *msgs = json_object_get(in->call_body, "messages");
+    json_t *seen = NULL;
+    struct dagi_privacy_report rep;
+    struct dagi_error err = {0};
+    if (dagi_privacy_gate_messages(msgs, DAGI_PRIVACY_CONFIDENTIAL, granted, 0, &seen, &rep,
+                                   &err)) {
+        infer_fail(in, DAGI_EINVAL, err.message);
+        return;
+    }
+    json_object_set_new(in->call_body, "messages", seen);
+    in->content_free = true;
+    dagi_metric_inc(in->rt->privacy, (const char *[]){in->agent->id,
+                                                      rep.sanitized ? "sanitized" : "consented"});
+    /* Recorded with figures only: the mode keeps content out of audit. */
+    json_t *meta = json_pack("{s:b,s:b,s:I,s:I}", "consent", granted, "sanitized", rep.sanitized,
+                             "redacted", (json_int_t)dagi_pii_counts_total(&rep.redacted), "tokens_out",
+                             (json_int_t)rep.tokens_out);
+    char subject[160];
+    snprintf(subject, sizeof(subject), "agent:%s", in->agent->id);
+    dagi_audit_emit(in->rt->node,
+                    &(struct dagi_audit_event){.service = "router",
+                                               .action = "confidential_use",
+                                               .actor = in->admit.authz.principal,
+                                               .subject = subject,
+                                               .decision = "allow",
+                                               .trace_id = in->trace_id[0] ? in->trace_id : NULL,
+                                               .metadata = meta});
+    json_decref(meta);
+    try_model(in);
+}
+
+static void on_admitted(void *ud, int rc, const char *message, const char *short_text)
+{
+    (void)short_text;
+    struct dagi_router_infer *in = ud;
+    in->admitting = false;
+    if (in->detached) {
+        /* Answered while the budget was asked (the caller left, or the
+         * role stopped): only the request's own memory is left. */
+        if (in->rt_gone) {
+            dagi_quota_reservation_free(in->admit.quota); /* its hold expires */
+            json_decref(in->admit.caller);
+        } else {
+            dagi_router_admit_clear(in->rt, &in->admit);
+        }
+        infer_release(in);
+        return;
+    }
+    if (rc == DAGI_EQUOTA) {
+        dagi_metric_inc(in->rt->errors, (const char *[]){in->agent->id, "quota_exceeded"});
+        dagi_bus_reply_error(in->req, DAGI_EQUOTA, "%s", message);
+        infer_free(in);
+        return;
+    }
+    if (rc) {
+        infer_fail(in, rc, message ? message : dagi_strerror(rc));
+        return;
+    }
+    if (in->admit.mode == DAGI_AUTHZ_MODE_CONFIDENTIAL) {
+        /* Consent decides what the model sees: ask the store. */
+        in->admitting = true;
+        dagi_router_admit_consent(in->rt, in->quota_user[0] ? in->quota_user
+                                                            : in->admit.authz.principal,
+                                  in->agent, on_consent, in);
+        return;
+    }
+    try_model(in);
+}
+
 static void on_caller_cancel(void *ud)
 {
     struct dagi_router_infer *in = ud;
@@ -448,8 +573,9 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         json_decref(body);
         return;
     }
-    const struct dagi_agent *agent =
-        rt->snap->reg ? dagi_registry_find(rt->snap->reg, agent_id) : NULL;
+    /* One snapshot for the whole request: agent, rules, policy, budgets. */
+    struct dagi_cplane_snap *snap = dagi_cplane_current(rt->cp);
+    const struct dagi_agent *agent = snap->agents ? dagi_registry_find(snap->agents, agent_id) : NULL;
     if (!agent || !agent->enabled) {
         dagi_bus_reply_error(req, agent ? DAGI_EPERM : DAGI_ENOENT, "agent \"%.128s\" %s",
                              agent_id, agent ? "is disabled" : "does not exist");
@@ -457,16 +583,30 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         return;
     }
 
+    /* May this caller use this agent, in this mode?  Before anything is
+     * said, even an ACK. */
+    struct dagi_router_admit admit;
+    struct dagi_error perr = {0};
+    if (dagi_router_admit_caller(&admit, body, &perr) ||
+        dagi_router_admit_check(rt, snap, agent, body, msg->trace_id, &admit, &perr)) {
+        dagi_metric_inc(rt->errors, (const char *[]){agent->id, dagi_bus_err_name(perr.code)});
+        dagi_bus_reply_error(req, perr.code, "%s", perr.message);
+        dagi_router_admit_clear(rt, &admit);
+        json_decref(body);
+        return;
+    }
+
     /* Before any model is asked: answer at once, or not at all? */
     struct dagi_behavior_decision decision;
-    struct dagi_error perr = {0};
     if (dagi_router_policy_decide(rt, agent, body, &decision, &perr)) {
         dagi_bus_reply_error(req, perr.code, "%s", perr.message);
+        dagi_router_admit_clear(rt, &admit);
         json_decref(body);
         return;
     }
     if (decision.level != DAGI_BEHAVIOR_FULL) {
         dagi_router_policy_answer(req, msg->stream, agent, &decision, msg->trace_id);
+        dagi_router_admit_clear(rt, &admit);
         json_decref(body);
         return;
     }
@@ -474,13 +614,21 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
     struct dagi_router_infer *in = dagi_xcalloc(1, sizeof(*in));
     in->rt = rt;
     in->reason = decision.reason;
-    in->snap = dagi_router_snap_ref(rt->snap);
+    in->snap = dagi_cplane_snap_ref(snap);
     in->req = req;
     in->agent = agent;
     in->stream = msg->stream;
     in->deadline_ms = msg->deadline_ms;
     in->start_ns = dagi_clock_mono_ns();
     snprintf(in->trace_id, sizeof(in->trace_id), "%s", msg->trace_id ? msg->trace_id : "");
+    in->admit = admit;
+    in->admit.authz.subjects = in->admit.subjects; /* it pointed into the copy */
+    /* Whose budget: the user the request speaks for (the admin may speak
+     * for anyone), else the caller. */
+    const char *uid = json_string_value(json_object_get(body, "user_id"));
+    if (uid && *uid)
+        snprintf(in->quota_user, sizeof(in->quota_user), "%s%s", strchr(uid, ':') ? "" : "user:",
+                 uid);
     dagi_buf_init(&in->text, MAX_ANSWER);
     in->next = rt->infers;
     if (in->next)
@@ -519,15 +667,23 @@ void dagi_router_on_infer(struct dagi_bus_req *req, const struct dagi_bus_msg *m
         if (spec)
             json_object_set_new(in->call_body, "tools", spec);
     }
+    /* The budget holds what the answer may cost: max_tokens, else the
+     * router's default; settled to the real usage afterwards. */
+    json_int_t max_tokens = json_integer_value(json_object_get(body, "max_tokens"));
+    if (max_tokens <= 0)
+        max_tokens = c->router.reserve_tokens;
     json_decref(body);
     dagi_bus_req_on_cancel(req, on_caller_cancel, in);
-    try_model(in);
+    in->admitting = true;
+    dagi_router_admit_reserve(rt, in->snap, &in->admit, agent, in->quota_user, max_tokens,
+                              in->trace_id, on_admitted, in);
 }
 
 void dagi_router_infers_stop(struct dagi_router_state *rt)
 {
     while (rt->infers) {
         struct dagi_router_infer *in = rt->infers;
+        in->rt_gone = in->admitting; /* its budget answer finds no role */
         infer_fail(in, DAGI_EUNAVAIL, "the router is stopping");
     }
 }

@@ -246,8 +246,8 @@ static json_t *start_call(struct dagi_router_tools *b, size_t i, const char *tra
 }
 
 void dagi_router_tools_run(struct dagi_router_state *rt, const struct dagi_agent *agent,
-                           json_t *calls, const char *trace_id, dagi_router_tools_done done,
-                           void *ud, struct dagi_router_tools **out)
+                           json_t *calls, const char *trace_id, dagi_router_tools_permit permit,
+                           dagi_router_tools_done done, void *ud, struct dagi_router_tools **out)
 {
     struct dagi_router_tools *b = dagi_xcalloc(1, sizeof(*b));
     b->rt = rt;
@@ -273,6 +273,12 @@ void dagi_router_tools_run(struct dagi_router_state *rt, const struct dagi_agent
             count(b, tool, "refused");
             dagi_log_warn(trace_id, "router: tool call refused", "agent", agent->id, "tool",
                           tool ? tool->name : "undeclared");
+            continue;
+        }
+        /* Declared and allowed for the agent; now the caller's own right. */
+        if (permit && !permit(ud, name)) {
+            b->content[i] = error_content(name, "is not allowed for this caller", NULL);
+            count(b, tool, "refused");
             continue;
         }
         json_t *content = start_call(b, i, trace_id);

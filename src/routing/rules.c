@@ -184,9 +184,36 @@ static const struct dagi_cfg_schema when_schema = {"when",
 
 #define USE_OF(member) __typeof__(((struct dagi_rule *)0)->member)
 
+/* The model ids that loads on this thread check against (see
+ * dagi_rules_check_models_during); off outside such a load. */
+static _Thread_local bool known_on;
+static _Thread_local const char *const *known_ids;
+static _Thread_local size_t known_n;
+
+void dagi_rules_check_models_during(const char *const *known, size_t n)
+{
+    known_on = true;
+    known_ids = known;
+    known_n = n;
+}
+
+void dagi_rules_check_models_done(void)
+{
+    known_on = false;
+}
+
+void dagi_rules_report_unknown_model(struct dagi_cfg_ctx *ctx, const char *key, const char *id)
+{
+    if (known_on && id && !dagi_rules_model_known(id, known_ids, known_n))
+        dagi_cfg_report(ctx, key, "unknown model \"%s\" (not builtin nor in swapper.models)", id);
+}
+
 static void check_use(void *record, struct dagi_cfg_ctx *ctx)
 {
     USE_OF(use) *u = record;
+    dagi_rules_report_unknown_model(ctx, "model", u->model);
+    for (size_t i = 0; i < u->fallbacks.count; i++)
+        dagi_rules_report_unknown_model(ctx, "fallbacks", u->fallbacks.items[i]);
     size_t n = u->fallbacks.count;
     /* The last resort must be the offline model, so a rule can never leave
      * a request without an answer when every provider is down. */

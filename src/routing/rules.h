@@ -130,6 +130,16 @@ const struct dagi_rule *dagi_rules_match(const struct dagi_rules *rules,
 /* Whether a model id is `builtin` or one of known[0..n). */
 bool dagi_rules_model_known(const char *id, const char *const *known, size_t n);
 
+/* Between these two calls, loads on the calling thread report a model id
+ * that is not builtin nor in known[0..n) at its line (rules' use.model and
+ * use.fallbacks, and the registry's profiles), instead of after the load
+ * without one.  known is borrowed until _done. */
+struct dagi_cfg_ctx;
+void dagi_rules_check_models_during(const char *const *known, size_t n);
+void dagi_rules_check_models_done(void);
+/* For schema checks of files that embed model ids (the agent registry). */
+void dagi_rules_report_unknown_model(struct dagi_cfg_ctx *ctx, const char *key, const char *id);
+
 /* Reports every model a rule names that is neither builtin nor in known
  * (the swapper's model ids) as "<where>[i].use.model: unknown model ...",
  * `where` naming the list ("config/routing.yml: rules").  The rule files do

@@ -12,6 +12,7 @@
 #include "telegram/tg_client.h"
 
 struct dagi_node;
+struct dagi_cplane;
 struct dagi_js_consumer;
 struct dagi_metric;
 
@@ -42,7 +43,8 @@ struct tg_snap {
 
 struct tg_state {
     struct dagi_node *node;
-    struct tg_snap *snap;
+    struct dagi_cplane *cp; /* the control plane's snapshot: the agents */
+    struct tg_snap *snap;   /* the bots of cp's agents; replaced on the loop */
     struct dagi_tg_client *api;
     struct dagi_js_consumer *consumer;
     struct tg_job *jobs; /* in flight, for stop */

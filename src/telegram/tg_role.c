@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "core/log.h"
+#include "cplane/cplane.h"
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "node/node.h"
@@ -61,15 +62,12 @@ static void copy_env(char *out, size_t cap, const char *name)
         memcpy(out, v, strlen(v) + 1);
 }
 
-static int snap_load(const struct dagi_config *c, struct tg_snap **out, struct dagi_error *err)
+/* The bots of a registry (NULL = none). */
+static struct tg_snap *snap_from(struct dagi_registry *reg)
 {
     struct tg_snap *s = dagi_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    int rc = dagi_registry_load_config(c, &s->reg, err);
-    if (rc) {
-        tg_snap_unref(s);
-        return rc;
-    }
+    s->reg = reg ? dagi_registry_ref(reg) : NULL;
     size_t n = s->reg ? dagi_registry_count(s->reg) : 0;
     s->bots = dagi_xcalloc(n ? n : 1, sizeof(*s->bots));
     for (size_t i = 0; i < n; i++) {
@@ -92,8 +90,7 @@ static int snap_load(const struct dagi_config *c, struct tg_snap **out, struct d
                           a->telegram.webhook_secret_env ? a->telegram.webhook_secret_env
                                                          : "(telegram.webhook_secret_env unset)");
     }
-    *out = s;
-    return DAGI_OK;
+    return s;
 }
 
 /* --- getMe: the bot's id and username, for "addressed to the bot" --- */
@@ -148,16 +145,36 @@ static void learn_bots(struct tg_state *tg)
 
 /* --- lifecycle --- */
 
+/* A new registry from the control plane: new bots, same knowledge. */
+static void on_agents_changed(void *ud, struct dagi_cplane_snap *cs)
+{
+    struct tg_state *tg = ud;
+    struct tg_snap *s = snap_from(cs->agents);
+    /* What getMe taught us about a bot that is still there stays known. */
+    for (size_t i = 0; i < s->count; i++) {
+        struct tg_bot *old = tg_snap_find(tg->snap, s->bots[i].agent->id);
+        if (old && old->id && strcmp(old->token, s->bots[i].token) == 0) {
+            s->bots[i].id = old->id;
+            memcpy(s->bots[i].username, old->username, sizeof(old->username));
+        }
+    }
+    tg_snap_unref(tg->snap);
+    tg->snap = s;
+    if (tg->api)
+        learn_bots(tg);
+}
+
 static int tg_init(struct dagi_node *node, void **state, struct dagi_error *err)
 {
     struct tg_state *tg = dagi_xcalloc(1, sizeof(*tg));
     tg->node = node;
-    const struct dagi_config *c = dagi_node_cfg(node);
-    int rc = snap_load(c, &tg->snap, err);
-    if (rc) {
+    tg->cp = dagi_cplane_get(node, err);
+    if (!tg->cp) {
         free(tg);
-        return rc;
+        return err->code ? err->code : DAGI_EINVAL;
     }
+    tg->snap = snap_from(dagi_cplane_current(tg->cp)->agents);
+    int rc;
     struct dagi_metrics *mx = dagi_node_metrics(node);
     tg->updates = dagi_metrics_counter(
         mx, "dagi_telegram_updates_total",
@@ -173,6 +190,7 @@ static int tg_init(struct dagi_node *node, void **state, struct dagi_error *err)
         free(tg);
         return rc;
     }
+    dagi_cplane_on_change(tg->cp, on_agents_changed, tg);
     *state = tg;
     return DAGI_OK;
 }
@@ -192,27 +210,14 @@ static int tg_start(struct dagi_node *node, void *state, struct dagi_error *err)
 
 static int tg_reload(struct dagi_node *node, void *state, struct dagi_error *err)
 {
+    (void)node;
     struct tg_state *tg = state;
-    struct tg_snap *s = NULL;
-    int rc = snap_load(dagi_node_cfg(node), &s, err);
-    if (rc) {
+    /* A rebuild that succeeds reaches on_agents_changed. */
+    int rc = dagi_cplane_rebuild(tg->cp, err);
+    if (rc)
         dagi_log_error(NULL, "telegram: reload refused, keeping the previous bots", "error",
                        err->message);
-        return rc;
-    }
-    /* What getMe taught us about a bot that is still there stays known. */
-    for (size_t i = 0; i < s->count; i++) {
-        struct tg_bot *old = tg_snap_find(tg->snap, s->bots[i].agent->id);
-        if (old && old->id && strcmp(old->token, s->bots[i].token) == 0) {
-            s->bots[i].id = old->id;
-            memcpy(s->bots[i].username, old->username, sizeof(old->username));
-        }
-    }
-    tg_snap_unref(tg->snap);
-    tg->snap = s;
-    if (tg->api)
-        learn_bots(tg);
-    return DAGI_OK;
+    return rc;
 }
 
 static void tg_drain(struct dagi_node *node, void *state)
@@ -226,6 +231,7 @@ static void tg_stop(struct dagi_node *node, void *state)
 {
     (void)node;
     struct tg_state *tg = state;
+    dagi_cplane_off_change(tg->cp, on_agents_changed, tg);
     tg_worker_stop(tg);
     dagi_tg_client_free(tg->api);
     tg_snap_unref(tg->snap);

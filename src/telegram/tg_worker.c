@@ -1,7 +1,8 @@
 /* The worker (tg_role.c has the overview): one job per stored update.
  *
  *   open the seal -> parse -> claim (agent, update_id) in the store
- *     -> /start, /help: the registry's text
+ *     -> /start, /help: the registry's text; /consent: the sender's
+ *        consent for this agent (privacy/consent_command.h)
  *     -> otherwise (a photo fetched first) ask the router, which applies
  *        the behaviour policy; "typing..." only when the answer is slow
  *   -> send the answer in parts -> mark it done -> ack.
@@ -29,7 +30,11 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/seal.h"
+#include "identity/identity.h"
 #include "node/node.h"
+#include "privacy/consent_command.h"
+#include "privacy/consent_routes.h"
+#include "quota/quota_reply.h"
 #include "store/db.h"
 #include "telegram/tg_internal.h"
 #include "telegram/tg_split.h"
@@ -54,7 +59,9 @@ struct tg_job {
     struct event *typing;
     char *image; /* data: URL of the photo */
     json_t *answer; /* the router's final (owned) */
-    const char *text; /* the text to send, inside answer or the registry */
+    const char *text; /* the text to send, inside answer, notice or the registry */
+    char notice[512]; /* a refusal's short text (over budget) */
+    char team[129];   /* the team the chat is mapped to; "" = none */
     size_t text_len;
     struct dagi_tg_slice parts[MAX_PARTS];
     size_t nparts, sent;
@@ -122,13 +129,27 @@ struct db_step {
     enum tg_seen seen;
     bool done; /* mark done instead of claim */
     char agent_id[64];
+    struct dagi_graph *graph; /* the identity graph: the chat's team; NULL = none */
+    int64_t chat_id;
+    char team[129];
 };
 
 static int db_work(struct dagi_db_conn *conn, void *ud, struct dagi_error *err)
 {
     struct db_step *s = ud;
-    return s->done ? tg_store_done(conn, s->agent_id, s->update_id, s->now_ms, err)
-                   : tg_store_claim(conn, s->agent_id, s->update_id, s->now_ms, &s->seen, err);
+    if (s->done)
+        return tg_store_done(conn, s->agent_id, s->update_id, s->now_ms, err);
+    int rc = tg_store_claim(conn, s->agent_id, s->update_id, s->now_ms, &s->seen, err);
+    /* The team the chat belongs to (ARCHITECTURE.md: an agent's chats map
+     * to a team) - for the policy and the budgets.  A chat mapped for
+     * another agent, or not at all, has none. */
+    struct dagi_graph_chat chat;
+    struct dagi_error gerr = {0};
+    if (!rc && s->seen != TG_DONE && s->graph &&
+        !dagi_graph_chat_get(s->graph, s->chat_id, &chat, &gerr) &&
+        (!chat.agent[0] || !strcmp(chat.agent, s->agent_id)))
+        snprintf(s->team, sizeof(s->team), "%s", chat.team);
+    return rc;
 }
 
 static void start_answer(struct tg_job *j);
@@ -140,6 +161,10 @@ static void db_done(void *ud, int rc, const struct dagi_error *err)
     j->db_busy = false;
     bool done = s->done;
     enum tg_seen seen = s->seen;
+    if (!done)
+        memcpy(j->team, s->team, sizeof(j->team));
+    if (s->graph)
+        dagi_graph_close(s->graph);
     free(s);
     if (j->stopping) {
         job_free(j);
@@ -165,11 +190,16 @@ static void db_step(struct tg_job *j, bool done)
     s->update_id = j->u->update_id;
     s->now_ms = dagi_clock_now_ms();
     snprintf(s->agent_id, sizeof(s->agent_id), "%s", j->agent_id);
+    struct dagi_identity *id = done ? NULL : dagi_identity_of(j->tg->node);
+    s->graph = id && id->graph ? dagi_graph_ref(id->graph) : NULL; /* the job may outlive the role */
+    s->chat_id = j->u->chat.id;
     j->db_busy = true;
     int rc = dagi_db_run(dagi_node_db(j->tg->node), dagi_node_pool(j->tg->node), db_work, db_done,
                          s);
     if (rc) {
         j->db_busy = false;
+        if (s->graph)
+            dagi_graph_close(s->graph);
         free(s);
         job_retry(j, "the store is not available");
     }
@@ -271,6 +301,30 @@ static void on_typing(evutil_socket_t fd, short what, void *ud)
 
 /* --- the router --- */
 
+/* The short text of a quota refusal from the router's 429 body; 0 when the
+ * body is not one. */
+static size_t quota_notice(const char *message, char *out, size_t cap)
+{
+    json_t *doc = message ? json_loads(message, 0, NULL) : NULL;
+    json_t *e = json_object_get(doc, "error");
+    const char *window = json_string_value(json_object_get(e, "window"));
+    size_t n = 0;
+    if (json_is_object(e) && window) {
+        struct dagi_quota_block b = {0};
+        snprintf(b.budget_id, sizeof(b.budget_id), "%s",
+                 json_string_value(json_object_get(e, "budget")) ?: "");
+        b.tokens = !strcmp(json_string_value(json_object_get(e, "kind")) ?: "", "tokens");
+        b.limit = json_integer_value(json_object_get(e, "limit"));
+        b.reset_at_ms = json_integer_value(json_object_get(e, "reset_at_ms"));
+        for (int w = DAGI_QUOTA_MINUTE; w <= DAGI_QUOTA_MONTH; w++)
+            if (!strcmp(dagi_quota_window_name(w), window))
+                b.window = w;
+        n = dagi_quota_block_text(&b, out, cap);
+    }
+    json_decref(doc);
+    return n;
+}
+
 static void on_answer(struct dagi_bus_call *call, int err, const void *data, size_t len,
                       const char *message, void *ud)
 {
@@ -278,7 +332,13 @@ static void on_answer(struct dagi_bus_call *call, int err, const void *data, siz
     j->router = NULL;
     evtimer_del(j->typing);
     if (err) {
-        if (err == DAGI_EUNAVAIL || err == DAGI_ETIMEDOUT)
+        size_t n = err == DAGI_EQUOTA ? quota_notice(message, j->notice, sizeof(j->notice)) : 0;
+        if (n) {
+            /* Over budget: the user is told, in a short message, when it
+             * resets; the update is answered. */
+            j->result = "quota";
+            send_text(j, j->notice, n);
+        } else if (err == DAGI_EUNAVAIL || err == DAGI_ETIMEDOUT)
             job_retry(j, message);
         else {
             dagi_log_warn(j->trace_id, "telegram: the router refused the update", "agent",
@@ -314,6 +374,16 @@ static void ask_router(struct tg_job *j)
     if (u->from) {
         snprintf(user, sizeof(user), "tg:%lld", (long long)u->from->id);
         json_object_set_new(doc, "user_id", json_string(user));
+        /* The edge says who is asking (ARCHITECTURE.md, Identity): the
+         * Telegram user, in the team its chat belongs to. */
+        json_t *caller = json_pack("{s:s,s:[s]}", "principal", user, "subjects", user);
+        if (j->team[0]) {
+            char t[160];
+            snprintf(t, sizeof(t), "team:%s", j->team);
+            json_array_append_new(json_object_get(caller, "subjects"), json_string(t));
+            json_object_set_new(caller, "team", json_string(j->team));
+        }
+        json_object_set_new(doc, "caller", caller);
     } else {
         json_object_del(doc, "user_id");
     }
@@ -390,6 +460,38 @@ static void on_file(void *ud, int err, const json_t *result,
         ask_router(j);
 }
 
+/* --- /consent: the sender's consent for this agent, from the store --- */
+
+static void on_consent_reply(void *ud, int rc, const char *text)
+{
+    struct tg_job *j = ud;
+    j->db_busy = false;
+    if (j->stopping) {
+        job_free(j);
+        return;
+    }
+    char *answer = rc ? NULL : dagi_arena_strdup(j->arena, text);
+    if (!answer) {
+        job_retry(j, "the consent store is not available");
+        return;
+    }
+    send_text(j, answer, strlen(answer));
+}
+
+static void answer_consent(struct tg_job *j)
+{
+    char user[32];
+    snprintf(user, sizeof(user), "tg:%lld", (long long)j->u->from->id);
+    struct dagi_consent_api api = {.node = j->tg->node};
+    struct dagi_consent_command cmd = {j->agent_id, user, j->u->command_args, j->trace_id};
+    int rc = dagi_consent_command_run(&api, &cmd, on_consent_reply, j);
+    j->db_busy = rc == 0; /* stop waits for the store as for db_step */
+    if (rc == DAGI_EINVAL)
+        job_ack(j, "refused"); /* no agent id a record can hold */
+    else if (rc)
+        job_retry(j, "the consent store is not available");
+}
+
 /* --- the start --- */
 
 static void start_answer(struct tg_job *j)
@@ -405,6 +507,10 @@ static void start_answer(struct tg_job *j)
             text = dagi_arena_sprintf(j->arena, "%s - %s", a->name ? a->name : a->id,
                                       a->role ? a->role : "");
         send_text(j, text, strlen(text));
+        return;
+    }
+    if (u->command && ours && strcmp(u->command, "consent") == 0 && u->from) {
+        answer_consent(j); /* no model call: the store answers */
         return;
     }
     if (u->photo) {

@@ -1,5 +1,6 @@
 """Configuration errors: exit code 2 and `file:line: key: reason`."""
 import os
+import shutil
 import re
 import tempfile
 
@@ -20,7 +21,28 @@ def check(text, env=None):
 def test_sample_config_is_valid(ctx):
     rc, out, err = run_dagi("config", "check", os.path.join(REPO, "config", "dagi.yml"))
     assert rc == 0, err
-    assert out.strip().endswith(": ok")
+    # dagi.yml and every document it names: the registry, 13 prompts, the
+    # routing rules, the policy, the budgets.
+    assert ": ok (" in out and "documents)" in out, out
+
+
+def test_check_covers_the_documents_the_config_names(ctx):
+    d = tempfile.mkdtemp(prefix="dagi-e2e-check-")
+    try:
+        with open(os.path.join(REPO, "config", "agent_registry.yml")) as f:
+            reg = f.read().replace("file: helion.md", "file: missing.md", 1)
+        with open(os.path.join(d, "reg.yml"), "w") as f:
+            f.write(reg)
+        with open(os.path.join(REPO, "config", "dagi.yml")) as f:
+            sample = f.read().replace("config/", f"{REPO}/config/")
+        cfg = os.path.join(d, "dagi.yml")
+        with open(cfg, "w") as f:
+            f.write(sample.replace(f"{REPO}/config/agent_registry.yml", f"{d}/reg.yml"))
+        rc, out, err = run_dagi("config", "check", cfg)
+        assert rc == 2, (rc, out, err)
+        assert 'agents/agent_registry.yml: agents[' in err and "missing.md" in err, err
+    finally:
+        shutil.rmtree(d)
 
 
 def test_unknown_key(ctx):

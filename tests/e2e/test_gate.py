@@ -93,7 +93,7 @@ def test_route_walk_finds_no_route_that_skips_the_gate(ctx):
             seen_public.add(key)
             continue
         path = r["pattern"].replace("{rest*}", "x")
-        for name in ("id", "agent_id", "seq", "key"):
+        for name in ("id", "agent_id", "seq", "key", "user", "chat_id", "kind", "name"):
             path = path.replace("{" + name + "}", "x")
         assert "{" not in path, path
         for headers in ({}, bearer("not-a-key"), bearer("dagi_aaaaaaaaaaaa_" + "A" * 43)):

@@ -33,7 +33,8 @@ router:
 """
     if routing:
         text += f"  routing: {routing}\n"
-    return text
+    # The sample policy: Telegram users and key holders may use the agents.
+    return text + f"registry:\n  policies: {REPO}/config/policy.yml\n"
 
 
 def behave(addr, **kw):
@@ -330,7 +331,8 @@ def test_agent_tools_stop_after_max_tool_rounds(ctx):
     tool = ToolEndpoint()
     fake, addr = start_fake(ctx)
     try:
-        n = ctx.node(config=tool_config(addr, tool.port) + "  max_tool_rounds: 0\n")
+        n = ctx.node(config=tool_config(addr, tool.port).replace(
+            "router:\n", "router:\n  max_tool_rounds: 0\n", 1))
         r = ask(n, agent_id="tooly", message='CALL_TOOL weather {"city":"Kyiv"}')
         assert not r["ok"] and "rounds" in (r.get("message") or json.dumps(r)), r
         assert tool.calls == [], tool.calls

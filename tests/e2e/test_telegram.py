@@ -41,7 +41,7 @@ def fake_stats(addr):
 
 
 class TG:
-    def __init__(self, ctx, extra=""):
+    def __init__(self, ctx, extra="", env=None):
         self.ctx = ctx
         self.fake, self.addr = start_fake(ctx)
         self.tg = FakeTelegram().start()
@@ -52,7 +52,8 @@ class TG:
             # Midday in Kyiv, outside helion's quiet hours, whenever the test runs.
             self.offset = kyiv_offset_ms(12)
             self.node = ctx.node(config=cfg,
-                                 env=dict(ENV, DAGI_TEST_CLOCK_OFFSET_MS=str(self.offset)))
+                                 env=dict(ENV, DAGI_TEST_CLOCK_OFFSET_MS=str(self.offset),
+                                          **(env or {})))
             self.set_webhook()
         except BaseException:
             self.close()

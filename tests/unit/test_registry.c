@@ -344,6 +344,10 @@ static void test_models(void **state)
                   DAGI_EINVAL,
                   "FILE:6: agents[0].model.fallbacks: must end with builtin\n"
                   "FILE:11: agents[1].model.fallbacks: \"builtin\" is listed twice\n"
+                  "FILE:12: agents[1].routing[0].use.model: unknown model \"m\" (not builtin nor "
+                  "in swapper.models)\n"
+                  "FILE:12: agents[1].routing[0].use.fallbacks: unknown model \"x\" (not builtin "
+                  "nor in swapper.models)\n"
                   "FILE:12: agents[1].routing[0].use.fallbacks: must end with builtin\n");
     expect_errors(fx,
                   "agents:\n"
@@ -354,11 +358,11 @@ static void test_models(void **state)
                   "    model: {default: gpt-5, vision: qwen3-vl-8b, fallbacks: [llama, builtin]}\n"
                   "    routing: [{name: r, use: {model: m, fallbacks: [qwen3-8b, builtin]}}]\n",
                   DAGI_EINVAL,
-                  "FILE: agents[0].model.default: unknown model \"gpt-5\" (not builtin nor in "
+                  "FILE:6: agents[0].model.default: unknown model \"gpt-5\" (not builtin nor in "
                   "swapper.models)\n"
-                  "FILE: agents[0].model.fallbacks[0]: unknown model \"llama\" (not builtin nor in "
+                  "FILE:6: agents[0].model.fallbacks: unknown model \"llama\" (not builtin nor in "
                   "swapper.models)\n"
-                  "FILE: agents[0].routing[0].use.model: unknown model \"m\" (not builtin nor in "
+                  "FILE:7: agents[0].routing[0].use.model: unknown model \"m\" (not builtin nor in "
                   "swapper.models)\n");
 }
 

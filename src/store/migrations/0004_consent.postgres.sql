@@ -1,0 +1,34 @@
+-- Consent to share confidential content with an agent's model
+-- (src/privacy/consent.c, docs/PRIVACY_GATE.md), PostgreSQL flavour.
+-- privacy_consent holds the current state per (user principal, agent);
+-- privacy_consent_history every change, append-only: who made it, when,
+-- through what (api, telegram, admin).  Times are Unix ms.
+CREATE TABLE privacy_consent (
+    user_principal TEXT NOT NULL,
+    agent_id       TEXT NOT NULL,
+    granted        SMALLINT NOT NULL CHECK (granted IN (0, 1)),
+    source         TEXT NOT NULL CHECK (source IN ('api', 'telegram', 'admin')),
+    changed_by     TEXT NOT NULL,
+    updated_at_ms  BIGINT NOT NULL,
+    PRIMARY KEY (user_principal, agent_id)
+);
+CREATE TABLE privacy_consent_history (
+    id             BIGSERIAL PRIMARY KEY,
+    user_principal TEXT NOT NULL,
+    agent_id       TEXT NOT NULL,
+    granted        SMALLINT NOT NULL CHECK (granted IN (0, 1)),
+    source         TEXT NOT NULL CHECK (source IN ('api', 'telegram', 'admin')),
+    changed_by     TEXT NOT NULL,
+    changed_at_ms  BIGINT NOT NULL
+);
+CREATE INDEX idx_privacy_consent_history_user
+    ON privacy_consent_history(user_principal, agent_id, id);
+CREATE FUNCTION privacy_consent_history_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'privacy_consent_history is append-only';
+END
+$$;
+CREATE TRIGGER privacy_consent_history_no_change
+    BEFORE UPDATE OR DELETE ON privacy_consent_history
+    FOR EACH ROW EXECUTE FUNCTION privacy_consent_history_append_only();
