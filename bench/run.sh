@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks, run by hand (`make bench`); never part of `make test`.
 #   bench/run.sh            everything
-#   bench/run.sh http|agents|agents-nats|bus|js|outbox|gate|authz|privacy|quota
+#   bench/run.sh http|agents|agents-nats|config|bus|js|outbox|gate|authz|privacy|quota
 # Each prints medians and the ratio to a baseline measured in the same run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -24,6 +24,10 @@ if [ "$what" = all ] || [ "$what" = agents-nats ]; then
     run "agents through nats-server: gateway, router and swapper as three processes"
     /usr/bin/python3 bench/agents_bench.py --mode nats --bin "$B/release/dagi" \
         --fake "$B/release/fake_upstream"
+fi
+if [ "$what" = all ] || [ "$what" = config ]; then
+    run "config: a pushed document reaching another node's router through KV"
+    /usr/bin/python3 bench/config_bench.py --bin "$B/release/dagi"
 fi
 for b in bus js outbox gate authz privacy quota; do
     if [ "$what" = all ] || [ "$what" = "$b" ]; then

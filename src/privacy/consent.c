@@ -103,9 +103,10 @@ static int on_change(struct dagi_db_conn *conn, struct change *c, struct dagi_er
         return rc;
     if (rc == 1 && granted == c->granted)
         return DAGI_OK;
-    struct dagi_db_value p[] = {dagi_db_text(c->user),       dagi_db_text(c->agent_id),
-                                dagi_db_int(c->granted),     dagi_db_text(dagi_consent_source_name(c->source)),
-                                dagi_db_text(c->changed_by), dagi_db_int(c->now_ms)};
+    struct dagi_db_value p[] = {
+        dagi_db_text(c->user),       dagi_db_text(c->agent_id),
+        dagi_db_int(c->granted),     dagi_db_text(dagi_consent_source_name(c->source)),
+        dagi_db_text(c->changed_by), dagi_db_int(c->now_ms)};
     rc = dagi_db_exec(conn,
                       "INSERT INTO privacy_consent (user_principal, agent_id, granted, source,"
                       " changed_by, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6)"

@@ -26,8 +26,8 @@ enum dagi_consent_verb dagi_consent_command_parse(const char *args);
 
 struct dagi_consent_command {
     const char *agent_id;
-    const char *user; /* the sender: "tg:<telegram user id>" */
-    const char *args; /* after "/consent", "" for none */
+    const char *user;     /* the sender: "tg:<telegram user id>" */
+    const char *args;     /* after "/consent", "" for none */
     const char *trace_id; /* may be NULL */
 };
 

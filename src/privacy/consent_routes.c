@@ -51,17 +51,24 @@ struct dagi_pool *consent_api_pool(const struct dagi_consent_api *api)
     return api->node ? dagi_node_pool(api->node) : api->pool;
 }
 
-void consent_audit_change(const struct dagi_consent_api *api, const char *actor,
-                          const char *user, const char *agent_id, bool granted,
-                          enum dagi_consent_source source, const char *trace_id)
+void consent_audit_change(const struct dagi_consent_api *api, const char *actor, const char *user,
+                          const char *agent_id, bool granted, enum dagi_consent_source source,
+                          const char *trace_id)
 {
     char subject[DAGI_CONSENT_AGENT_MAX + 8];
     snprintf(subject, sizeof(subject), "agent:%s", agent_id);
-    json_t *meta = json_pack("{s:s,s:s}", "user", user, "source", dagi_consent_source_name(source));
+    /* The record's user is the actor, pseudonymised by the emitter like
+     * every actor: a principal in the metadata would be in clear, and
+     * erasing the user could not leave the chain alone.  Who made the
+     * change on the user's behalf is said without naming anyone. */
+    const char *by = !actor || !strcmp(actor, user) ? "self"
+                     : !strcmp(actor, "admin")      ? "admin"
+                                                    : "other";
+    json_t *meta = json_pack("{s:s,s:s}", "by", by, "source", dagi_consent_source_name(source));
     struct dagi_audit_event ev = {
         .service = "privacy",
         .action = granted ? "consent_granted" : "consent_revoked",
-        .actor = actor,
+        .actor = user,
         .subject = subject,
         .decision = "ok",
         .trace_id = trace_id,
@@ -117,8 +124,8 @@ static void respond(struct dagi_http_req *req, const struct consent_job *job)
     dagi_http_respond_json(req, 200,
                            json_pack("{s:s,s:s,s:b,s:s,s:b,s:I}", "user", job->user, "agent_id",
                                      job->agent_id, "granted", job->granted, "source",
-                                     dagi_consent_source_name(job->source), "changed",
-                                     job->changed, "updated_at_ms", (json_int_t)job->now_ms));
+                                     dagi_consent_source_name(job->source), "changed", job->changed,
+                                     "updated_at_ms", (json_int_t)job->now_ms));
 }
 
 /* --- the pool side --- */
@@ -197,7 +204,8 @@ static bool caller_principal(struct dagi_http_req *req, char *out, size_t cap, b
     }
     *is_admin = c->is_admin;
     if (!dagi_consent_principal_valid(out)) {
-        dagi_http_respond_error(req, 403, "forbidden", NULL, "the caller's user id cannot hold consent");
+        dagi_http_respond_error(req, 403, "forbidden", NULL,
+                                "the caller's user id cannot hold consent");
         return false;
     }
     return true;

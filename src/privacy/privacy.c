@@ -180,23 +180,26 @@ static int sanitize(json_t *messages, unsigned max_tokens, json_t **out,
         if (text.data)
             sodium_memzero(text.data, text.alloc);
         dagi_buf_release(&text);
-        return dagi_error_set(err, rc, "privacy gate: the summary failed (%s)",
-                              dagi_strerror(rc));
+        return dagi_error_set(err, rc, "privacy gate: the summary failed (%s)", dagi_strerror(rc));
     }
+    /* The redactor and the cut keep UTF-8 whole, so this cannot fail on
+     * valid input; if it does, nothing is sent rather than the original. */
+    json_t *content = json_stringn(text.data, text.len);
+    sodium_memzero(text.data, text.alloc);
+    dagi_buf_release(&text);
+    if (!content)
+        return dagi_error_set(err, DAGI_EINTERNAL, "privacy gate: the summary is not UTF-8");
     json_t *result = json_array();
     for (size_t k = 0; k < lead; k++)
         json_array_append_new(result, json_copy(json_array_get(messages, k)));
-    json_array_append_new(result,
-                          json_pack("{s:s,s:s%}", "role", "user", "content", text.data, text.len));
+    json_array_append_new(result, json_pack("{s:s,s:o}", "role", "user", "content", content));
     r->sanitized = true;
     r->messages_out = lead + 1;
-    r->bytes_out = text.len;
+    r->bytes_out = json_string_length(content);
     r->sentences_in = st.sentences;
     r->sentences_kept = st.kept;
     r->tokens_out = st.tokens;
     r->redacted = st.redacted;
-    sodium_memzero(text.data, text.alloc);
-    dagi_buf_release(&text);
     *out = result;
     return DAGI_OK;
 }

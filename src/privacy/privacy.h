@@ -45,23 +45,23 @@ const char *dagi_privacy_mode_name(enum dagi_privacy_mode mode);
 bool dagi_privacy_content_free(enum dagi_privacy_mode mode);
 
 /* The user message that replaces the conversation starts with this line. */
-#define DAGI_PRIVACY_SUMMARY_HEADER                                                               \
-    "Sanitized summary of the conversation (confidential mode: the user has not consented to "   \
+#define DAGI_PRIVACY_SUMMARY_HEADER                                                                \
+    "Sanitized summary of the conversation (confidential mode: the user has not consented to "     \
     "sharing its content; personal data and secrets are redacted):\n"
 
 /* What the gate did, for metrics: figures only, never text. */
 struct dagi_privacy_report {
-    bool sanitized;         /* false: the messages went through unchanged */
+    bool sanitized; /* false: the messages went through unchanged */
     size_t messages_in;
     size_t messages_out;
     size_t messages_dropped; /* older than the DAGI_SUMMARY_INPUT_MAX of text kept */
     size_t images_dropped;
-    size_t parts_dropped;   /* other non-text parts and tool calls */
-    size_t bytes_in;        /* text of the messages */
+    size_t parts_dropped; /* other non-text parts and tool calls */
+    size_t bytes_in;      /* text of the messages */
     size_t bytes_out;
     size_t sentences_in;
     size_t sentences_kept;
-    unsigned tokens_out;    /* the summary's estimate */
+    unsigned tokens_out; /* the summary's estimate */
     struct dagi_pii_counts redacted;
 };
 

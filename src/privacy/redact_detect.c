@@ -50,8 +50,7 @@ static bool found(struct pii_match *m, size_t keep, size_t n, enum dagi_pii_type
 
 static bool email_local_char(unsigned char c)
 {
-    return pii_is_alnum(c) || c >= 0x80 || c == '.' || c == '_' || c == '%' || c == '+' ||
-           c == '-';
+    return pii_is_alnum(c) || c >= 0x80 || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
 static bool domain_char(unsigned char c)
@@ -98,7 +97,6 @@ bool pii_match_email(const char *s, size_t len, size_t i, size_t at, struct pii_
 struct key_kind {
     const char *prefix;
     unsigned min_body; /* key characters after the prefix */
-    enum dagi_pii_type type;
 };
 
 /* Case-sensitive prefixes of the keys people paste: OpenAI and Anthropic
@@ -106,17 +104,11 @@ struct key_kind {
  * GitHub, Slack, Google, GitLab.  A match takes the whole run of key
  * characters, so no tail of the key is left behind. */
 static const struct key_kind key_kinds[] = {
-    {"sk-", 16, DAGI_PII_API_KEY},         {"sk_live_", 16, DAGI_PII_API_KEY},
-    {"sk_test_", 16, DAGI_PII_API_KEY},    {"rk_live_", 16, DAGI_PII_API_KEY},
-    {"dagi_sk_", 8, DAGI_PII_API_KEY},     {"dagi_admin_", 8, DAGI_PII_API_KEY},
-    {"dagi_svc_", 8, DAGI_PII_API_KEY},    {"AKIA", 16, DAGI_PII_API_KEY},
-    {"ASIA", 16, DAGI_PII_API_KEY},        {"ghp_", 30, DAGI_PII_API_KEY},
-    {"gho_", 30, DAGI_PII_API_KEY},        {"ghu_", 30, DAGI_PII_API_KEY},
-    {"ghs_", 30, DAGI_PII_API_KEY},        {"ghr_", 30, DAGI_PII_API_KEY},
-    {"github_pat_", 20, DAGI_PII_API_KEY}, {"xoxa-", 10, DAGI_PII_API_KEY},
-    {"xoxb-", 10, DAGI_PII_API_KEY},       {"xoxp-", 10, DAGI_PII_API_KEY},
-    {"xoxr-", 10, DAGI_PII_API_KEY},       {"xoxs-", 10, DAGI_PII_API_KEY},
-    {"AIza", 30, DAGI_PII_API_KEY},        {"glpat-", 20, DAGI_PII_API_KEY},
+    {"sk-", 16},        {"sk_live_", 16}, {"sk_test_", 16}, {"rk_live_", 16}, {"dagi_sk_", 8},
+    {"dagi_admin_", 8}, {"dagi_svc_", 8}, {"AKIA", 16},     {"ASIA", 16},     {"ghp_", 30},
+    {"gho_", 30},       {"ghu_", 30},     {"ghs_", 30},     {"ghr_", 30},     {"github_pat_", 20},
+    {"xoxa-", 10},      {"xoxb-", 10},    {"xoxp-", 10},    {"xoxr-", 10},    {"xoxs-", 10},
+    {"AIza", 30},       {"glpat-", 20},
 };
 
 static bool base32_lower(unsigned char c)
@@ -128,7 +120,7 @@ static bool base32_lower(unsigned char c)
  * ("eyJ" is base64 of '{"'). */
 static bool match_jwt(const char *s, size_t len, size_t i, struct pii_match *m)
 {
-    if (len - i < 20 || strncmp(s + i, "eyJ", 3) != 0)
+    if (len - i < 20)
         return false;
     size_t j = i;
     for (int part = 0; part < 3; part++) {
@@ -145,31 +137,23 @@ static bool match_jwt(const char *s, size_t len, size_t i, struct pii_match *m)
 
 bool pii_match_api_key(const char *s, size_t len, size_t i, struct pii_match *m)
 {
-    unsigned char c = (unsigned char)s[i];
-    if (c == 'e')
-        return match_jwt(s, len, i, m);
-    if (len - i < 12)
-        return false; /* the shortest key: a 3-byte prefix and 8 more */
-    /* the first two bytes of some prefix, before the table is walked */
-    unsigned char c1 = (unsigned char)s[i + 1];
-    bool maybe = ((c == 's' || c == 'r') && c1 == 'k') || (c == 'd' && c1 == 'a') ||
-                 (c == 'A' && (c1 == 'K' || c1 == 'S' || c1 == 'I')) ||
-                 (c == 'g' && (c1 == 'h' || c1 == 'i' || c1 == 'l')) || (c == 'x' && c1 == 'o');
-    if (!maybe)
+    if (!pii_key_ahead(s, len, i))
         return false;
+    if (s[i] == 'e')
+        return match_jwt(s, len, i, m);
     for (size_t k = 0; k < sizeof(key_kinds) / sizeof(key_kinds[0]); k++) {
         const struct key_kind *kk = &key_kinds[k];
-        if ((unsigned char)kk->prefix[0] != c || (unsigned char)kk->prefix[1] != (unsigned char)s[i + 1])
+        if (kk->prefix[0] != s[i] || kk->prefix[1] != s[i + 1])
             continue;
         size_t plen = strlen(kk->prefix);
         if (len - i <= plen || strncmp(s + i, kk->prefix, plen) != 0)
             continue;
         size_t end = key_run_end(s, len, i + plen);
         if (end - (i + plen) >= kk->min_body)
-            return found(m, 0, end - i, kk->type);
+            return found(m, 0, end - i, DAGI_PII_API_KEY);
     }
     /* dagi user keys: dagi_<12 x [a-z2-7]>_<secret> */
-    if (c == 'd' && len - i > 26 && strncmp(s + i, "dagi_", 5) == 0) {
+    if (s[i] == 'd' && len - i > 26 && strncmp(s + i, "dagi_", 5) == 0) {
         size_t k = 5;
         while (k < 17 && base32_lower((unsigned char)s[i + k]))
             k++;
@@ -340,7 +324,7 @@ bool pii_match_card(const char *s, size_t len, size_t i, struct pii_match *m)
 #define PHONE_GROUPS_MAX 16
 
 struct phone_read {
-    size_t end[PHONE_GROUPS_MAX];    /* just after each group (and its ')') */
+    size_t end[PHONE_GROUPS_MAX];      /* just after each group (and its ')') */
     unsigned digits[PHONE_GROUPS_MAX]; /* digits up to that group */
     unsigned glen[PHONE_GROUPS_MAX];
     char sep[PHONE_GROUPS_MAX]; /* the separator before the group, 0 for none */
@@ -550,28 +534,29 @@ bool pii_match_ip(const char *s, size_t len, size_t i, struct pii_match *m)
 
 /* --- password values --- */
 
-static const char *const password_words[] = {"password", "passwd", "passphrase", "pwd",
-                                             "\xd0\xbf\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c",
-                                             "\xd0\x9f\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c"};
+static const char *const password_words[] = {"password", "passwd", "passphrase", "pwd"};
+#define PAROL_LOWER "\xd0\xbf\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c" /* пароль */
+#define PAROL_UPPER "\xd0\x9f\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c" /* Пароль */
 
 /* "password: hunter2", "пароль = ...", "PASSWORD='x y'"-ish: the label
  * stays, the value (up to the next space or the closing quote) goes. */
 bool pii_match_password(const char *s, size_t len, size_t i, struct pii_match *m)
 {
     size_t j = 0;
-    if (len - i < 3)
-        return false;
-    /* most words start with these bytes: look at the next one first */
-    unsigned char c1 = (unsigned char)s[i + 1];
-    if ((unsigned char)s[i] == 0xd0 ? c1 != 0xbf && c1 != 0x9f
-                                     : (c1 | 32) != 'a' && (c1 | 32) != 'w')
-        return false;
-    for (size_t k = 0; k < sizeof(password_words) / sizeof(password_words[0]) && !j; k++) {
-        size_t n = strlen(password_words[k]);
-        bool ascii = k < 4;
+    if ((unsigned char)s[i] == 0xd0) {
+        size_t n = sizeof(PAROL_LOWER) - 1;
         if (len - i > n &&
-            (ascii ? strncasecmp(s + i, password_words[k], n) : strncmp(s + i, password_words[k], n)) == 0)
+            (memcmp(s + i, PAROL_LOWER, n) == 0 || memcmp(s + i, PAROL_UPPER, n) == 0))
             j = i + n;
+    } else {
+        /* the whole word, then one comparison of the same length */
+        size_t w = i;
+        while (w < len && w - i <= 10 && pii_is_alpha((unsigned char)s[w]))
+            w++;
+        for (size_t k = 0; k < sizeof(password_words) / sizeof(password_words[0]) && !j; k++)
+            if (strlen(password_words[k]) == w - i &&
+                strncasecmp(s + i, password_words[k], w - i) == 0)
+                j = w;
     }
     if (!j || (j < len && pii_is_alnum((unsigned char)s[j])))
         return false;

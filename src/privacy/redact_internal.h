@@ -63,11 +63,26 @@ extern const unsigned char pii_byte_class[256];
  * '=' of padding when no run character follows them. */
 size_t pii_token_run_end(const char *s, size_t len, size_t i);
 
+/* Whether a key (or a JWT) may start at s[i]: the first two bytes of one
+ * of the prefixes, checked before the table is walked. */
+static inline bool pii_key_ahead(const char *s, size_t len, size_t i)
+{
+    if (len - i < 12)
+        return false; /* the shortest key: a 3-byte prefix and 8 more */
+    unsigned char c = (unsigned char)s[i], c1 = (unsigned char)s[i + 1];
+    return ((c == 's' || c == 'r') && c1 == 'k') || (c == 'd' && c1 == 'a') ||
+           (c == 'A' && (c1 == 'K' || c1 == 'S' || c1 == 'I')) ||
+           (c == 'g' && (c1 == 'h' || c1 == 'i' || c1 == 'l')) || (c == 'x' && c1 == 'o') ||
+           (c == 'e' && c1 == 'y' && s[i + 2] == 'J');
+}
+
 /* Detectors: each is called only where its finding may start (the main
  * loop's word starts), returns true with *m filled when one does.  They
  * read at most a bounded distance past i, except over a token run they
  * then consume whole. */
-bool pii_match_url(const char *s, size_t len, size_t i, struct pii_match *m);
+/* *url_end: where the URL read ends, found or not (the caller does not
+ * read a URL inside it again: "http://http://..." stays linear). */
+bool pii_match_url(const char *s, size_t len, size_t i, struct pii_match *m, size_t *url_end);
 /* at: the first '@' at or after i (len when none). */
 bool pii_match_email(const char *s, size_t len, size_t i, size_t at, struct pii_match *m);
 bool pii_match_api_key(const char *s, size_t len, size_t i, struct pii_match *m);

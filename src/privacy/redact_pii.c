@@ -23,8 +23,8 @@ static const char *const type_names[DAGI_PII_TYPE_COUNT] = {
     "email", "phone", "card", "iban", "ip", "url", "bot_token", "api_key", "secret",
 };
 static const char *const placeholders[DAGI_PII_TYPE_COUNT] = {
-    "[email]", "[phone]", "[card]", "[iban]", "[ip]", "[url]", "[bot_token]", "[api_key]",
-    "[secret]",
+    "[email]", "[phone]",     "[card]",    "[iban]",   "[ip]",
+    "[url]",   "[bot_token]", "[api_key]", "[secret]",
 };
 
 const char *dagi_pii_type_name(enum dagi_pii_type type)
@@ -56,7 +56,6 @@ static bool is_hex_letter(unsigned char c)
     return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* The word-start detectors, in priority order; at is the next '@'. */
 /* Cheap looks at the next bytes before a detector is called: most words
  * start with a letter that begins some finding's shape, and the second or
  * third byte tells them apart. */
@@ -65,17 +64,6 @@ static bool url_ahead(const char *s, size_t len, size_t i)
     unsigned char c = (unsigned char)s[i] | 32;
     return len - i > 8 && ((c == 'h' && (s[i + 1] | 32) == 't' && (s[i + 3] | 32) == 'p') ||
                            (c == 'w' && (s[i + 1] | 32) == 'w' && s[i + 3] == '.'));
-}
-
-static bool key_ahead(const char *s, size_t len, size_t i)
-{
-    if (len - i < 12)
-        return false;
-    unsigned char c = (unsigned char)s[i], c1 = (unsigned char)s[i + 1];
-    return ((c == 's' || c == 'r') && c1 == 'k') || (c == 'd' && c1 == 'a') ||
-           (c == 'A' && (c1 == 'K' || c1 == 'S' || c1 == 'I')) ||
-           (c == 'g' && (c1 == 'h' || c1 == 'i' || c1 == 'l')) || (c == 'x' && c1 == 'o') ||
-           (c == 'e' && c1 == 'y' && s[i + 2] == 'J');
 }
 
 /* IPv6 has a ':' within its first five characters. */
@@ -87,18 +75,20 @@ static bool colon_ahead(const char *s, size_t len, size_t i)
     return false;
 }
 
-/* The word-start detectors, in priority order; at is the next '@'. */
-static bool detect_at_word(const char *s, size_t len, size_t i, size_t at, struct pii_match *m)
+/* The word-start detectors, in priority order; at is the next '@',
+ * *url_until the end of the last URL read. */
+static bool detect_at_word(const char *s, size_t len, size_t i, size_t at, size_t *url_until,
+                           struct pii_match *m)
 {
     unsigned char c = (unsigned char)s[i];
     unsigned char c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
     bool digit = pii_is_digit(c), alpha = pii_is_alpha(c);
-    if (alpha && url_ahead(s, len, i) && pii_match_url(s, len, i, m))
+    if (alpha && i >= *url_until && url_ahead(s, len, i) && pii_match_url(s, len, i, m, url_until))
         return true;
     if ((digit || alpha || c >= 0xc0) && at < len && at > i && at - i <= 64 &&
         pii_match_email(s, len, i, at, m))
         return true;
-    if (alpha && key_ahead(s, len, i) && pii_match_api_key(s, len, i, m))
+    if (alpha && pii_key_ahead(s, len, i) && pii_match_api_key(s, len, i, m))
         return true;
     if ((digit || (c == 'b' && c1 == 'o')) && pii_match_bot_token(s, len, i, m))
         return true;
@@ -151,13 +141,12 @@ static size_t skip_inside(const char *s, size_t len, size_t i)
     return i;
 }
 
-int dagi_pii_redact(const char *s, size_t len, struct dagi_buf *out,
-                    struct dagi_pii_counts *counts)
+int dagi_pii_redact(const char *s, size_t len, struct dagi_buf *out, struct dagi_pii_counts *counts)
 {
     struct dagi_pii_counts found = {0};
     size_t old_len = out->len, flushed = 0, fresh = 0; /* fresh: right after a finding */
     const char *at_p = len ? memchr(s, '@', len) : NULL;
-    size_t at = at_p ? (size_t)(at_p - s) : len;
+    size_t at = at_p ? (size_t)(at_p - s) : len, url_until = 0;
     int rc = DAGI_OK;
     for (size_t i = 0; i < len && rc == DAGI_OK;) {
         unsigned char c = (unsigned char)s[i];
@@ -181,7 +170,7 @@ int dagi_pii_redact(const char *s, size_t len, struct dagi_buf *out,
             at = at_p ? (size_t)(at_p - s) : len;
         }
         struct pii_match m;
-        bool hit = word && detect_at_word(s, len, i, at, &m);
+        bool hit = word && detect_at_word(s, len, i, at, &url_until, &m);
         if (!hit && run) {
             /* separators around the token stay: "[phone]-[secret]" */
             size_t alnum_end = i;

@@ -60,10 +60,10 @@ void dagi_pii_counts_add(struct dagi_pii_counts *a, const struct dagi_pii_counts
 int dagi_pii_redact(const char *text, size_t len, struct dagi_buf *out,
                     struct dagi_pii_counts *counts);
 
-/* A placeholder may be one byte longer than the shortest e-mail it
- * replaces ("[email]" for "a@b.cd"), every other finding is longer than
- * its placeholder: the bound for sizing an output buffer. */
-#define DAGI_PII_REDACTED_MAX(len) ((len) + (len) / 6 + 1)
+/* A placeholder can be longer than what it replaces ("[ip]" for "::1",
+ * "[secret]" for a 3-byte password after "pwd:"), but never more than
+ * 5 bytes longer for 7 of input: the bound for sizing an output buffer. */
+#define DAGI_PII_REDACTED_MAX(len) (2 * (len) + 16)
 
 /* The random-looking token rule on its own (exposed for tests and for the
  * benchmark's corpus): true when tok[0..n) - a run of [A-Za-z0-9+/=_-] -

@@ -94,11 +94,11 @@ static bool piece_secret(const char *s, size_t from, size_t to)
 /* Parameter names that say their value is a credential. */
 static bool name_sensitive(const char *s, size_t from, size_t to)
 {
-    static const char *const exact[] = {"auth", "key", "sig", "code", "pass", "pwd", "session",
-                                        "sid", "jwt", "otp"};
-    static const char *const parts[] = {"token", "secret", "password", "passwd", "signature",
-                                        "credential", "apikey", "api_key", "api-key",
-                                        "access_key", "private_key", "sessionid"};
+    static const char *const exact[] = {"auth", "key",     "sig", "code", "pass",
+                                        "pwd",  "session", "sid", "jwt",  "otp"};
+    static const char *const parts[] = {"token",     "secret",     "password",    "passwd",
+                                        "signature", "credential", "apikey",      "api_key",
+                                        "api-key",   "access_key", "private_key", "sessionid"};
     char name[NAME_MAX_LEN + 1];
     size_t n = to - from;
     if (n == 0 || n > NAME_MAX_LEN)
@@ -174,8 +174,9 @@ static bool carries_token(const char *s, size_t host, size_t end)
     return f < end && s[f] == '#' && params_secret(s, f + 1, end);
 }
 
-bool pii_match_url(const char *s, size_t len, size_t i, struct pii_match *m)
+bool pii_match_url(const char *s, size_t len, size_t i, struct pii_match *m, size_t *url_end)
 {
+    *url_end = i;
     size_t prefix = 0;
     if (len - i > 8 && strncasecmp(s + i, "https://", 8) == 0)
         prefix = 8;
@@ -199,6 +200,7 @@ bool pii_match_url(const char *s, size_t len, size_t i, struct pii_match *m)
         else
             break;
     }
+    *url_end = j;
     if (j == i + prefix || !carries_token(s, i + prefix, j))
         return false;
     *m = (struct pii_match){.keep = 0, .len = j - i, .type = DAGI_PII_URL};

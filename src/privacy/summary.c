@@ -19,6 +19,7 @@
 #include "privacy/summary_internal.h"
 
 #define DUPLICATE_JACCARD 0.7
+#define DUPLICATE_WINDOW 64
 #define ELLIPSIS "\xe2\x80\xa6"
 
 struct sentence {
@@ -30,7 +31,7 @@ struct sentence {
 };
 
 struct term {
-    uint64_t hash;
+    uint32_t hash; /* the word's, folded to 32 bits: a rare collision only merges two counts */
     uint32_t df, tf;
     uint32_t last; /* 1 + the last sentence that counted it */
     uint32_t mark; /* near_duplicate's stamp */
@@ -75,8 +76,9 @@ unsigned dagi_summary_tokens(const char *text, size_t len)
 
 /* --- terms --- */
 
-static uint32_t term_id(struct ctx *c, uint64_t hash)
+static uint32_t term_id(struct ctx *c, uint64_t wide)
 {
+    uint32_t hash = (uint32_t)(wide ^ (wide >> 32));
     size_t mask = c->table_size - 1, k = (size_t)hash & mask;
     while (c->terms[k].tf && c->terms[k].hash != hash)
         k = (k + 1) & mask;
@@ -240,15 +242,18 @@ static int append_cut(struct dagi_buf *out, const char *t, const struct sentence
 
 /* Takes sentences in rank order while they fit, but no near-duplicate of
  * one taken. */
-static void pick(struct ctx *c, struct sentence **order, struct sentence **chosen,
-                 size_t *nchosen, unsigned *used, unsigned budget, bool stop_words_only_too)
+static void pick(struct ctx *c, struct sentence **order, struct sentence **chosen, size_t *nchosen,
+                 unsigned *used, unsigned budget, bool stop_words_only_too)
 {
     for (size_t k = 0; k < c->ns && *used < budget; k++) {
         struct sentence *s = order[k];
         if ((!s->term_n && !s->priority && !stop_words_only_too) || *used + s->tokens > budget)
             continue;
+        /* against the latest few taken: a budget of thousands of tokens
+         * must not make this quadratic */
         bool dup = false;
-        for (size_t j = 0; j < *nchosen && !dup; j++)
+        for (size_t j = *nchosen > DUPLICATE_WINDOW ? *nchosen - DUPLICATE_WINDOW : 0;
+             j < *nchosen && !dup; j++)
             dup = near_duplicate(c, s, chosen[j]);
         if (dup)
             continue;

@@ -26,8 +26,8 @@ struct sum_scan {
     size_t nh;
 };
 
-/* Scans t[0..n) into arrays from the arena; DAGI_ETOOBIG when its cap is
- * reached. */
+/* Scans t[0..n) into arrays from the arena; t[n] must be a NUL (a
+ * dagi_buf's).  DAGI_ETOOBIG when the arena's cap is reached. */
 int sum_scan_text(const char *t, size_t n, struct dagi_arena *arena, struct sum_scan *out);
 
 #endif

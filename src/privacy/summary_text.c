@@ -17,13 +17,16 @@
 
 /* --- words --- */
 
-/* ASCII letters and digits, folded; 0 for every other byte below 0x80. */
+/* ASCII letters and digits, folded; 0 for every other byte (the NUL and
+ * the non-ASCII ones included). */
 #define L(c) [c] = c, [c - 32] = c
-static const unsigned char ascii_fold[128] = {
+static const unsigned char ascii_fold[256] = {
     ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6',
-    ['7'] = '7', ['8'] = '8', ['9'] = '9', L('a'), L('b'), L('c'), L('d'), L('e'), L('f'),
-    L('g'), L('h'), L('i'), L('j'), L('k'), L('l'), L('m'), L('n'), L('o'), L('p'), L('q'),
-    L('r'), L('s'), L('t'), L('u'), L('v'), L('w'), L('x'), L('y'), L('z'),
+    ['7'] = '7', ['8'] = '8', ['9'] = '9', L('a'),     L('b'),     L('c'),     L('d'),
+    L('e'),      L('f'),      L('g'),      L('h'),      L('i'),      L('j'),     L('k'),
+    L('l'),      L('m'),      L('n'),      L('o'),      L('p'),      L('q'),     L('r'),
+    L('s'),      L('t'),      L('u'),      L('v'),      L('w'),      L('x'),     L('y'),
+    L('z'),
 };
 #undef L
 
@@ -54,20 +57,22 @@ static bool word_cp(uint32_t cp)
 
 /* The word starting at t[i], a word character: its end, folded hash and
  * length in characters.  Apostrophes count inside a word when a word
- * character follows ("об'єднання", "don't"). */
+ * character follows ("об'єднання", "don't").  t[end] must be readable and
+ * no word character: the NUL a dagi_buf or a string literal ends with. */
 static size_t word_at(const char *t, size_t end, size_t i, uint64_t *hash_out, unsigned *chars_out)
 {
     uint64_t hash = FNV_OFFSET;
     unsigned chars = 0;
     while (i < end) {
-        unsigned char c = (unsigned char)t[i];
-        unsigned char f = c < 0x80 ? ascii_fold[c] : 0;
-        if (f) { /* the common case */
+        unsigned char f;
+        while ((f = ascii_fold[(unsigned char)t[i]]) != 0) { /* the common case */
             hash = (hash ^ f) * FNV_PRIME;
             chars++;
             i++;
-            continue;
         }
+        if (i >= end)
+            break;
+        unsigned char c = (unsigned char)t[i];
         if ((c == 0xd0 || c == 0xd1) && i + 1 < end && ((unsigned char)t[i + 1] & 0xc0) == 0x80) {
             /* Cyrillic U+0400-U+047F, folded as dagi_text_fold does */
             uint32_t u = ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)t[i + 1] & 0x3f);
@@ -82,12 +87,13 @@ static size_t word_at(const char *t, size_t end, size_t i, uint64_t *hash_out, u
             i += 2;
             continue;
         }
+        if (c < 0x80 && c != '\'')
+            break; /* the usual end of a word: a space or a punctuation mark */
         uint32_t cp, next;
         size_t used = cp_at(t, end, i, &cp);
         bool apostrophe = dagi_text_is_apostrophe(cp);
-        if (!word_cp(cp) &&
-            !(chars && apostrophe && i + used < end &&
-              (cp_at(t, end, i + used, &next), word_cp(next))))
+        if (!word_cp(cp) && !(chars && apostrophe && i + used < end &&
+                              (cp_at(t, end, i + used, &next), word_cp(next))))
             break;
         hash = (hash ^ dagi_text_fold(apostrophe ? '\'' : cp)) * FNV_PRIME;
         chars++;
@@ -100,30 +106,32 @@ static size_t word_at(const char *t, size_t end, size_t i, uint64_t *hash_out, u
 
 /* --- stop words --- */
 
+/* clang-format off */
 static const char *const stopwords[] = {
     /* English */
     "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
-    "be", "because", "been", "before", "being", "but", "by", "can", "could", "did", "do", "does",
-    "doing", "don't", "for", "from", "had", "has", "have", "having", "he", "her", "here", "hers",
-    "him", "his", "how", "i", "i'm", "if", "in", "into", "is", "it", "it's", "its", "just", "let",
-    "me", "more", "most", "my", "no", "not", "now", "of", "off", "ok", "okay", "on", "once",
-    "only", "or", "other", "our", "ours", "out", "over", "please", "so", "some", "such", "than",
-    "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this",
-    "those", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when", "where",
-    "which", "while", "who", "whom", "why", "will", "with", "would", "yes", "you", "your",
-    "yours",
+    "be", "because", "been", "before", "being", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "don't", "for", "from", "had", "has", "have", "having", "he", "her",
+    "here", "hers", "him", "his", "how", "i", "i'm", "if", "in", "into", "is", "it", "it's",
+    "its", "just", "let", "me", "more", "most", "my", "no", "not", "now", "of", "off", "ok",
+    "okay", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "please", "so",
+    "some", "such", "than", "thank", "thanks", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "those", "to", "too", "up", "us", "very", "was", "we", "were",
+    "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would",
+    "yes", "you", "your", "yours",
     /* Ukrainian */
-    "а", "але", "б", "би", "бо", "був", "була", "були", "було", "бути", "в", "вам", "вас",
-    "ви", "від", "він", "вона", "вони", "воно", "все", "всі", "де", "для", "до", "дякую", "є",
-    "же", "з", "за", "зі", "і", "із", "й", "його", "їх", "її", "коли", "який", "яка", "яке",
-    "які", "як", "ми", "мене", "мені", "мій", "моя", "моє", "мої", "на", "нам", "нас", "не",
-    "ні", "но", "ну", "о", "об", "от", "по", "при", "про", "с", "та", "так", "також", "там",
-    "те", "тем", "ти", "то", "тобі", "тому", "треба", "тут", "у", "уже", "це", "цей", "ця",
-    "ці", "через", "чи", "що", "щоб", "я", "як", "якщо", "вже", "ще", "можна", "будь", "ласка",
+    "а", "але", "б", "би", "бо", "був", "була", "були", "було", "бути", "в", "вам", "вас", "ви",
+    "від", "він", "вона", "вони", "воно", "все", "всі", "де", "для", "до", "дякую", "є", "же",
+    "з", "за", "зі", "і", "із", "й", "його", "їх", "її", "коли", "який", "яка", "яке", "які",
+    "як", "ми", "мене", "мені", "мій", "моя", "моє", "мої", "на", "нам", "нас", "не", "ні",
+    "но", "ну", "о", "об", "от", "по", "при", "про", "с", "та", "так", "також", "там", "те",
+    "тем", "ти", "то", "тобі", "тому", "треба", "тут", "у", "уже", "це", "цей", "ця", "ці",
+    "через", "чи", "що", "щоб", "я", "як", "якщо", "вже", "ще", "можна", "будь", "ласка",
     "привіт", "вітаю", "добрий", "день", "будь", "ласка",
     /* greetings carry nothing to summarise */
     "hi", "hello", "hey", "dear", "bye", "cheers", "regards",
 };
+/* clang-format on */
 
 /* An open-addressing set of the stop words' hashes (0 marks a free slot:
  * FNV-1a of a word is never 0 in practice, and a miss costs one probe). */
@@ -164,11 +172,13 @@ static bool is_stopword(uint64_t hash, unsigned chars)
  * "вул. Городоцька", "ім. Шевченка"): their full stop never ends a
  * sentence.  Others ("etc.", "грн.", "т.д.") may end one, and are caught
  * by the lower-case rule when they do not ("e.g. this"). */
+/* clang-format off */
 static const char *const abbreviations[] = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "vs", "no", "fig", "vol", "cf", "approx", "ca",
-    "ім", "вул", "проф", "д-р", "др", "пп", "ст", "м", "с", "обл", "р-н", "просп", "пров",
-    "пл", "див", "напр", "тел", "ч", "п", "гр",
+    "mr",     "mrs", "ms",    "dr",   "prof", "st",  "vs",   "no",  "fig", "vol", "cf",
+    "approx", "ca",  "ім",    "вул",  "проф", "д-р", "др",   "пп",  "ст",  "м",   "с",
+    "обл",    "р-н", "просп", "пров", "пл",   "див", "напр", "тел", "ч",   "п",   "гр",
 };
+/* clang-format on */
 
 /* The word (letters, dots, hyphens) that ends just before t[dot]: an
  * abbreviation from the list, or a single letter (an initial). */
@@ -289,8 +299,8 @@ static int end_sentence(struct scan *sc, size_t to, size_t next)
         struct sum_scan *o = sc->out;
         rc = grow(sc->arena, (void **)&o->s, &sc->scap, o->ns, sizeof(*o->s));
         if (!rc)
-            o->s[o->ns++] = (struct sum_sentence){from, to - from, sc->hash_at,
-                                                  o->nh - sc->hash_at, sc->tokens};
+            o->s[o->ns++] = (struct sum_sentence){from, to - from, sc->hash_at, o->nh - sc->hash_at,
+                                                  sc->tokens};
     } else {
         sc->out->nh = sc->hash_at; /* no sentence: no words of it either */
     }
@@ -355,8 +365,18 @@ int sum_scan_text(const char *t, size_t n, struct dagi_arena *arena, struct sum_
         if (sc.run == SIZE_MAX)
             sc.run = i;
         uint32_t cp = c;
-        size_t used = c < 0x80 ? 1 : dagi_utf8_decode(t + i, n - i, &cp);
-        if (c < 0x80 ? ascii_fold[c] != 0 : dagi_text_is_word(cp)) {
+        size_t used = 1;
+        bool word;
+        if (c < 0x80) {
+            word = ascii_fold[c] != 0;
+        } else if ((c == 0xd0 || c == 0xd1) && i + 1 < n &&
+                   ((unsigned char)t[i + 1] & 0xc0) == 0x80) {
+            word = true; /* U+0400-U+047F: Cyrillic letters */
+        } else {
+            used = dagi_utf8_decode(t + i, n - i, &cp);
+            word = dagi_text_is_word(cp);
+        }
+        if (word) {
             uint64_t hash;
             unsigned chars;
             size_t end = word_at(t, n, i, &hash, &chars);

@@ -477,6 +477,16 @@ static void on_consent(void *ud, int rc, bool granted)
     }
     (void)rc; /* an unanswered lookup is no consent */
     json_t *msgs = json_object_get(in->call_body, "messages");
+    /* The gate keeps the leading system messages whole: only the agent's
+     * own prompt may be one.  A caller's system messages are the caller's
+     * content and are summarised with the rest. */
+    size_t first = in->agent->prompt_len ? 1 : 0, i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        if (i >= first && !strcmp(json_string_value(json_object_get(m, "role")) ?: "", "system"))
+            json_object_set_new(m, "role", json_string("user"));
+    }
     json_t *seen = NULL;
     struct dagi_privacy_report rep;
     struct dagi_error err = {0};

@@ -57,6 +57,8 @@ def ask(n, h, token):
     body = {"prompt": f"Here is our deploy key {token} - can you check whether it leaked? "
                       "We are a solar co-op in Lviv.",
             "mode": "confidential",
+            # A caller's own system prompt is the caller's content, not the agent's.
+            "system_prompt": f"Keep this key in mind: {token}.",
             "history": [{"role": "user", "content": "Our co-op has forty members."},
                         {"role": "assistant", "content": "Noted."}]}
     r = n.post("/v1/agents/helion/infer", body, headers=h, timeout=60)
@@ -127,3 +129,31 @@ def test_confidential_canary_with_and_without_consent(ctx):
     finally:
         fake.terminate()
         fake.wait()
+
+
+def test_consent_from_telegram_is_stored_and_audited(ctx):
+    from test_telegram import TG, BOT, make_update
+    t = TG(ctx)
+    try:
+        n = t.node
+        user = make_update("text", "x", bot=BOT)["message"]["from"]["id"]
+        t.deliver(make_update("command", "/consent on", bot=BOT))
+        t.wait_sent(1)
+        r = n.get(f"/v1/consent?user=tg:{user}", headers=n.auth())
+        assert r.status == 200, r
+        body = r.json()
+        records = body.get("consents") or body.get("records") or []
+        assert any(c["agent_id"] == "helion" and c["granted"] for c in records), body
+        t.deliver(make_update("command", "/consent off", bot=BOT))
+        t.wait_sent(2)
+        r = n.get(f"/v1/consent?user=tg:{user}", headers=n.auth()).json()
+        records = r.get("consents") or r.get("records") or []
+        assert not any(c["granted"] for c in records if c["agent_id"] == "helion"), r
+
+        def audited():
+            r = n.get("/v1/audit?service=privacy", headers=n.auth())
+            acts = [x["action"] for x in r.json().get("records", [])] if r.status == 200 else []
+            return "consent_granted" in acts and "consent_revoked" in acts
+        wait_until(audited, 20, "both consent changes in the audit log")
+    finally:
+        t.close()

@@ -128,3 +128,25 @@ budgets:
         assert consumed[0]["data"]["estimated"] is False, consumed
     finally:
         close(n)
+
+
+def test_telegram_over_budget_gets_a_short_message(ctx):
+    from test_telegram import TG, BOT, make_update, text_of
+    d = tempfile.mkdtemp(prefix="dagi-e2e-quota-")
+    path = os.path.join(d, "quotas.yml")
+    with open(path, "w") as f:
+        f.write("budgets:\n  - {id: one-a-day, per: user, match: \"*\", window: day, "
+                "requests: 1}\n")
+    t = TG(ctx, env={"DAGI_REGISTRY_QUOTAS": path})
+    try:
+        t.deliver(make_update("text", "перше питання", bot=BOT))
+        t.wait_sent(1)
+        calls = t.model_calls()
+        t.deliver(make_update("text", "друге питання", bot=BOT))
+        sent = t.wait_sent(2)
+        notice = text_of(sent[1])
+        assert "1" in notice and "UTC" in notice, notice
+        assert t.model_calls() == calls, "the model was asked over budget"
+        t.wait_handled("quota")
+    finally:
+        t.close()

@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     dagi_buf_release(&out);
 
-    struct dagi_summary_part parts[2] = {{text, len / 2, false}, {text + len / 2, len - len / 2, true}};
+    struct dagi_summary_part parts[2] = {{text, len / 2, false},
+                                         {text + len / 2, len - len / 2, true}};
     struct dagi_summary_stats st;
     dagi_buf_init(&out, DAGI_SUMMARY_OUTPUT_MAX(budget));
     if (dagi_summary_build(parts, 2, budget, &out, &st) || st.tokens > budget ||

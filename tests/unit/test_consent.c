@@ -260,9 +260,9 @@ static void test_grant_and_revoke_with_history(void **state)
     assert_true(set(e, "user:olena", "helion", true, DAGI_CONSENT_SOURCE_API, "user:olena", 1000));
     assert_true(get(e, "user:olena", "helion"));
     assert_false(get(e, "user:olena", "druid")); /* per agent */
-    assert_false(get(e, "tg:42", "helion"));      /* per user */
-    assert_true(set(e, "user:olena", "helion", false, DAGI_CONSENT_SOURCE_TELEGRAM, "user:olena",
-                    2000));
+    assert_false(get(e, "tg:42", "helion"));     /* per user */
+    assert_true(
+        set(e, "user:olena", "helion", false, DAGI_CONSENT_SOURCE_TELEGRAM, "user:olena", 2000));
     assert_false(get(e, "user:olena", "helion"));
     assert_true(set(e, "user:olena", "helion", true, DAGI_CONSENT_SOURCE_ADMIN, "admin", 3000));
     assert_int_equal(query_int(e, "SELECT count(*) FROM privacy_consent_history"), 3);
@@ -344,8 +344,8 @@ static void test_invalid_ids(void **state)
     }
     static const char *const agents[] = {"", "Helion", "1abc", "he lion", "agent/x"};
     for (size_t k = 0; k < sizeof(agents) / sizeof(agents[0]); k++)
-        assert_int_equal(dagi_consent_set(e->db, "user:a", agents[k], true,
-                                          DAGI_CONSENT_SOURCE_API, "admin", 1, NULL, &err),
+        assert_int_equal(dagi_consent_set(e->db, "user:a", agents[k], true, DAGI_CONSENT_SOURCE_API,
+                                          "admin", 1, NULL, &err),
                          DAGI_EINVAL);
     char long_agent[DAGI_CONSENT_AGENT_MAX + 2];
     memset(long_agent, 'a', sizeof(long_agent) - 1);
@@ -386,8 +386,8 @@ static void *race(void *arg)
         bool granted = ((r->seed * 7 + i * 13) % 3) != 0;
         bool changed = false;
         struct dagi_error err = {0};
-        int rc = dagi_consent_set(r->e->db, "user:race", "helion", granted,
-                                  DAGI_CONSENT_SOURCE_API, "user:race", i, &changed, &err);
+        int rc = dagi_consent_set(r->e->db, "user:race", "helion", granted, DAGI_CONSENT_SOURCE_API,
+                                  "user:race", i, &changed, &err);
         if (rc == 0 && changed)
             atomic_fetch_add(r->changes, 1);
         else if (rc && rc != DAGI_EAGAIN)
@@ -479,8 +479,8 @@ static void on_loop(void (*fn)(void *), void *arg)
 static void on_audit(void *ud, const struct dagi_audit_event *ev)
 {
     (void)ud;
-    json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "service", ev->service, "action",
-                          ev->action, "actor", ev->actor, "subject", ev->subject, "decision",
+    json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "service", ev->service, "action", ev->action,
+                          "actor", ev->actor, "subject", ev->subject, "decision",
                           ev->decision ? ev->decision : "ok", "metadata", ev->metadata);
     pthread_mutex_lock(&h.lock);
     json_array_append_new(h.events, e);
@@ -653,10 +653,13 @@ static void expect_event(size_t i, const char *action, const char *actor, const 
     assert_non_null(e);
     assert_string_equal(str(e, "service"), "privacy");
     assert_string_equal(str(e, "action"), action);
-    assert_string_equal(str(e, "actor"), actor);
+    /* The record's user is the actor (pseudonymised by the emitter); who
+     * changed it is told without a name. */
+    assert_string_equal(str(e, "actor"), user);
     assert_string_equal(str(e, "subject"), subject);
     json_t *meta = json_object_get(e, "metadata");
-    assert_string_equal(str(meta, "user"), user);
+    const char *by = !strcmp(actor, user) ? "self" : !strcmp(actor, "admin") ? "admin" : "other";
+    assert_string_equal(str(meta, "by"), by);
     assert_string_equal(str(meta, "source"), source);
     assert_int_equal(json_object_size(meta), 2); /* ids only, never content */
     json_decref(e);
@@ -671,8 +674,8 @@ static void test_api_own_records(void **state)
     assert_int_equal(json_array_size(json_object_get(doc, "consents")), 0);
     json_decref(doc);
 
-    assert_int_equal(
-        request("PUT", "/v1/consent/helion", "key:olena", "{\"granted\":true}", &doc), 200);
+    assert_int_equal(request("PUT", "/v1/consent/helion", "key:olena", "{\"granted\":true}", &doc),
+                     200);
     assert_true(json_is_true(json_object_get(doc, "granted")));
     assert_true(json_is_true(json_object_get(doc, "changed")));
     assert_string_equal(str(doc, "source"), "api");
@@ -682,8 +685,8 @@ static void test_api_own_records(void **state)
     expect_event(0, "consent_granted", "user:olena", "agent:helion", "user:olena", "api");
 
     /* the same again: no change, no event */
-    assert_int_equal(
-        request("PUT", "/v1/consent/helion", "key:olena", "{\"granted\":true}", &doc), 200);
+    assert_int_equal(request("PUT", "/v1/consent/helion", "key:olena", "{\"granted\":true}", &doc),
+                     200);
     assert_true(json_is_false(json_object_get(doc, "changed")));
     json_decref(doc);
     assert_int_equal(event_count(), 1);
@@ -725,9 +728,9 @@ static void test_api_others_records(void **state)
     /* naming oneself is fine */
     assert_int_equal(request("GET", "/v1/consent?user=user:olena", "key:olena", NULL, NULL), 200);
     /* an admin may: the source says so */
-    assert_int_equal(request("PUT", "/v1/consent/druid", "admin",
-                             "{\"granted\":true,\"user\":\"tg:42\"}", &doc),
-                     200);
+    assert_int_equal(
+        request("PUT", "/v1/consent/druid", "admin", "{\"granted\":true,\"user\":\"tg:42\"}", &doc),
+        200);
     assert_string_equal(str(doc, "user"), "tg:42");
     assert_string_equal(str(doc, "source"), "admin");
     json_decref(doc);
@@ -846,8 +849,8 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     evthread_use_pthreads(); /* the pool's completions wake the loop from workers */
-#define BOTH(t)                                                                                   \
-    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                            \
+#define BOTH(t)                                                                                    \
+    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                             \
         cmocka_unit_test_setup_teardown(t, setup_pg, teardown_pg)
     const struct CMUnitTest tests[] = {
         BOTH(test_no_record_is_no_consent),

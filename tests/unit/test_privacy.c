@@ -39,10 +39,10 @@ static const char *redact(const char *text)
     return dagi_buf_str(&out);
 }
 
-#define EXPECT(text, want)                                                                        \
-    do {                                                                                          \
-        const char *got_ = redact(text);                                                          \
-        if (strcmp(got_, want) != 0)                                                              \
+#define EXPECT(text, want)                                                                         \
+    do {                                                                                           \
+        const char *got_ = redact(text);                                                           \
+        if (strcmp(got_, want) != 0)                                                               \
             fail_msg("redact(\"%s\")\n   got: \"%s\"\n  want: \"%s\"", text, got_, want);          \
     } while (0)
 
@@ -97,8 +97,7 @@ static void test_phone(void **state)
     (void)state;
     EXPECT("call +380 67 123 45 67 now", "call [phone] now");
     EXPECT("+380671234567", "[phone]");
-    EXPECT("(067) 123-45-67 or 067 123 45 67 or 0671234567",
-           "[phone] or [phone] or [phone]");
+    EXPECT("(067) 123-45-67 or 067 123 45 67 or 0671234567", "[phone] or [phone] or [phone]");
     EXPECT("US 555-123-4567, UK +44 20 7946 0958, 380671234567.",
            "US [phone], UK [phone], [phone].");
     EXPECT("тел0671234567", "тел[phone]");
@@ -221,11 +220,21 @@ static void test_random_tokens(void **state)
     EXPECT("glued Ключ3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e", "glued Ключ[secret]");
     /* natural long tokens stay */
     static const char *const words[] = {
-        "internationalization", "getElementsByTagName",      "ISO-8601-formatted",
-        "qwen3-vl-8b-instruct", "x86_64-linux-gnu",          "gpt-4o-mini-2024-07-18",
-        "PostgreSQLConnectionPool", "XMLHttpRequestFactory", "claude-3-5-sonnet-20241022",
-        "HELION_TELEGRAM_BOT_TOKEN", "dagi_http_server_add_route", "well-known/openid-configuration",
-        "Windows-10-Enterprise", "application/x-www-form-urlencoded", "INV-2024-000123",
+        "internationalization",
+        "getElementsByTagName",
+        "ISO-8601-formatted",
+        "qwen3-vl-8b-instruct",
+        "x86_64-linux-gnu",
+        "gpt-4o-mini-2024-07-18",
+        "PostgreSQLConnectionPool",
+        "XMLHttpRequestFactory",
+        "claude-3-5-sonnet-20241022",
+        "HELION_TELEGRAM_BOT_TOKEN",
+        "dagi_http_server_add_route",
+        "well-known/openid-configuration",
+        "Windows-10-Enterprise",
+        "application/x-www-form-urlencoded",
+        "INV-2024-000123",
         "ORDER20240115001",
     };
     for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
@@ -268,12 +277,19 @@ static void test_counts_and_cap(void **state)
     assert_int_equal(c.n[DAGI_PII_IP], 1);
     assert_int_equal(dagi_pii_counts_total(&c), 5);
     dagi_buf_release(&out);
-    /* the shortest e-mail is the one finding its placeholder outgrows */
-    const char *tiny = "a@b.cd";
-    dagi_buf_init(&out, DAGI_PII_REDACTED_MAX(strlen(tiny)));
-    assert_int_equal(dagi_pii_redact(tiny, strlen(tiny), &out, NULL), 0);
-    assert_string_equal(dagi_buf_str(&out), "[email]");
-    dagi_buf_release(&out);
+    /* placeholders that outgrow what they replace still fit the bound */
+    static const char *const tiny[][2] = {
+        {"a@b.cd", "[email]"},
+        {"::1 ::1 ::1 ::1", "[ip] [ip] [ip] [ip]"},
+        {"pwd:abc pwd:abc pwd:abc", "pwd:[secret] pwd:[secret] pwd:[secret]"},
+    };
+    for (size_t k = 0; k < sizeof(tiny) / sizeof(tiny[0]); k++) {
+        size_t n = strlen(tiny[k][0]);
+        dagi_buf_init(&out, DAGI_PII_REDACTED_MAX(n));
+        assert_int_equal(dagi_pii_redact(tiny[k][0], n, &out, NULL), 0);
+        assert_string_equal(dagi_buf_str(&out), tiny[k][1]);
+        dagi_buf_release(&out);
+    }
     assert_string_equal(dagi_pii_type_name(DAGI_PII_BOT_TOKEN), "bot_token");
     assert_string_equal(dagi_pii_placeholder(DAGI_PII_API_KEY), "[api_key]");
 }
@@ -461,7 +477,7 @@ static json_t *conversation(const char *secret)
     json_t *m = json_pack(
         "[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:[{s:s,s:s},{s:s,s:{s:s}}]},{s:s,s:n,s:[{s:s}]},"
         "{s:s,s:s}]",
-        "role", "system", "content", "You are Helion, the energy union's guide.", /* */
+        "role", "system", "content", "You are Helion, the energy union's guide.",        /* */
         "role", "user", "content", "Our school plans solar panels on the roof by June.", /* */
         "role", "assistant", "content", "Solar panels on a school roof need a structural survey.",
         "role", "user", "content", "type", "text", "text", "The survey costs 20000 UAH.", "type",
@@ -523,9 +539,8 @@ static void test_gate_confidential_without_consent(void **state)
     json_t *user = json_array_get(out, 1);
     assert_string_equal(json_string_value(json_object_get(user, "role")), "user");
     const char *text = json_string_value(json_object_get(user, "content"));
-    assert_int_equal(strncmp(text, DAGI_PRIVACY_SUMMARY_HEADER,
-                             strlen(DAGI_PRIVACY_SUMMARY_HEADER)),
-                     0);
+    assert_int_equal(
+        strncmp(text, DAGI_PRIVACY_SUMMARY_HEADER, strlen(DAGI_PRIVACY_SUMMARY_HEADER)), 0);
     /* the latest question is in, redacted; the image is not */
     assert_non_null(strstr(text, "who pays for the survey?"));
     assert_non_null(strstr(text, "[secret]"));
