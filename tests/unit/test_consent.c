@@ -38,17 +38,11 @@
 #include "store/db.h"
 #include "store/migrate.h"
 
-#include "pg_fixture.h"
-
-static struct pg_fixture pg;
-static bool pg_up;
-static int schema_seq;
+#include "db_fixture.h"
 
 struct env {
     enum dagi_db_dialect dialect;
-    char url[512];
-    char dir[256];
-    char schema[32];
+    struct db_fixture fx;
     struct dagi_db *db;
 };
 
@@ -84,8 +78,8 @@ static int migrate_consent(struct dagi_db *db)
 static int open_env(struct env *e)
 {
     struct dagi_error err = {0};
-    if (dagi_db_open(e->url, NULL, &e->db, &err) < 0) {
-        fprintf(stderr, "open %s: %s\n", e->url, err.message);
+    if (dagi_db_open(e->fx.url, NULL, &e->db, &err) < 0) {
+        fprintf(stderr, "open %s: %s\n", e->fx.url, err.message);
         return -1;
     }
     return migrate_consent(e->db);
@@ -95,60 +89,10 @@ static int setup_sqlite(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
     e->dialect = DAGI_DB_SQLITE;
-    snprintf(e->dir, sizeof(e->dir), "/tmp/dagi-consent-XXXXXX");
-    if (!mkdtemp(e->dir))
-        return -1;
-    snprintf(e->url, sizeof(e->url), "sqlite:%s/test.db", e->dir);
     *state = e;
+    if (db_fixture_sqlite(&e->fx, "consent") < 0)
+        return -1;
     return open_env(e);
-}
-
-static int teardown_sqlite(void **state)
-{
-    struct env *e = *state;
-    dagi_db_close(e->db);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", e->dir);
-    free(e);
-    return 0;
-}
-
-static int start_pg_once(void)
-{
-    static int state; /* 0 not tried, 1 up or not installed, -1 failed */
-    if (state == 0) {
-        state = 1;
-        if (pg_fixture_available()) {
-            if (pg_fixture_start(&pg) == 0) {
-                pg_up = true;
-            } else {
-                fprintf(stderr, "could not start PostgreSQL\n");
-                pg_fixture_stop(&pg);
-                state = -1;
-            }
-        }
-    }
-    return state > 0 ? 0 : -1;
-}
-
-static void on_admin_notice(void *arg, const char *message)
-{
-    (void)arg, (void)message;
-}
-
-static int pg_admin(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg.conninfo);
-    PQsetNoticeProcessor(c, on_admin_notice, NULL);
-    PGresult *res = PQexec(c, sql);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc < 0)
-        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-    PQclear(res);
-    PQfinish(c);
-    return rc;
 }
 
 static int setup_pg(void **state)
@@ -156,38 +100,18 @@ static int setup_pg(void **state)
     struct env *e = calloc(1, sizeof(*e));
     e->dialect = DAGI_DB_POSTGRES;
     *state = e;
-    if (start_pg_once() < 0)
-        return -1;
-    if (!pg_up)
-        return 0;
-    snprintf(e->schema, sizeof(e->schema), "c_%d", ++schema_seq);
-    char sql[64];
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", e->schema);
-    if (pg_admin(sql) < 0)
-        return -1;
-    snprintf(e->url, sizeof(e->url), "%s?options=-csearch_path%%3D%s", pg.url, e->schema);
+    int rc = db_fixture_postgres(&e->fx, "c");
+    if (rc != 0)
+        return rc == DB_FIXTURE_SKIP ? 0 : -1; /* PostgreSQL 15 not installed: the test skips */
     return open_env(e);
 }
 
-static int teardown_pg(void **state)
+static int teardown_env(void **state)
 {
     struct env *e = *state;
     dagi_db_close(e->db);
-    if (e->schema[0]) {
-        char sql[64];
-        snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", e->schema);
-        pg_admin(sql);
-    }
+    db_fixture_release(&e->fx);
     free(e);
-    return 0;
-}
-
-static int teardown_all(void **state)
-{
-    (void)state;
-    if (pg_up)
-        pg_fixture_stop(&pg);
-    pg_up = false;
     return 0;
 }
 
@@ -587,7 +511,7 @@ static int teardown_http(void **state)
     struct env *e = calloc(1, sizeof(*e));
     *e = h.env;
     void *p = e;
-    teardown_sqlite(&p);
+    teardown_env(&p);
     json_decref(h.events);
     return 0;
 }
@@ -850,8 +774,8 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     evthread_use_pthreads(); /* the pool's completions wake the loop from workers */
 #define BOTH(t)                                                                                    \
-    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                             \
-        cmocka_unit_test_setup_teardown(t, setup_pg, teardown_pg)
+    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_env),                             \
+        cmocka_unit_test_setup_teardown(t, setup_pg, teardown_env)
     const struct CMUnitTest tests[] = {
         BOTH(test_no_record_is_no_consent),
         BOTH(test_grant_and_revoke_with_history),
@@ -865,7 +789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_api_bad_requests, setup_http, teardown_http),
         cmocka_unit_test_setup_teardown(test_telegram_command, setup_http, teardown_http),
     };
-    int failed = cmocka_run_group_tests_name("consent", tests, NULL, teardown_all);
+    int failed = cmocka_run_group_tests_name("consent", tests, NULL, db_fixture_teardown_group);
     curl_global_cleanup();
     return failed;
 }
